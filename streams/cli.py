@@ -1,0 +1,113 @@
+"""The ``lastmile`` command: every tool a user runs from a shell."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from streams.config import ConfigError, describe, load_settings, load_settings_with_sources
+from streams.processes import ProcessError
+from streams.tables import echo_rows
+
+
+def configure_logging(level: str) -> None:
+    """Explicit logging: Faust would otherwise set the root logger to DEBUG."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        force=True,
+    )
+
+
+class LastmileGroup(click.Group):
+    """Turns a configuration or start-up failure into one clear line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, ProcessError) as err:
+            click.echo(f"lastmile: {err}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=LastmileGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lastmile")
+def main() -> None:
+    """lastmile: run models on live Kafka event streams and watch them in production.
+
+    \b
+    Settings come from LASTMILE_* environment variables or ./lastmile.toml;
+    `lastmile config` shows them. Start everything on this machine with:
+        lastmile up
+    """
+
+
+@main.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--docs", is_flag=True, help="Show what each setting does.")
+def config_command(as_json: bool, docs: bool) -> None:
+    """Print the effective configuration (secrets masked) and where each value came from.
+
+    \b
+    Example:
+        LASTMILE_KAFKA_BOOTSTRAP=kafka:9092 lastmile config
+    """
+    settings, sources = load_settings_with_sources()
+    columns = ["setting", "value", "source"] + (["env", "doc"] if docs else [])
+    echo_rows(describe(settings, sources), as_json, None if as_json else columns)
+
+
+@main.command("up")
+@click.option("--demo", is_flag=True, help="Also register the demo models and simulate traffic.")
+def up_command(demo: bool) -> None:
+    """Run the embedded stack in the foreground until Ctrl-C.
+
+    Starts the Kafka-compatible broker and the ClickHouse store on 127.0.0.1
+    (unless LASTMILE_KAFKA_BOOTSTRAP / LASTMILE_CLICKHOUSE_URL point at real
+    servers), then the roles and the dashboard. A child that dies is restarted
+    with backoff. Ctrl-C or SIGTERM stops everything.
+    """
+    from streams.stack import Stack
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    stack = Stack(settings, on_event=click.echo)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    click.echo(f"lastmile: starting the stack (data in {settings.data_dir})")
+    stack.start()
+    click.echo("lastmile: up. Ctrl-C stops everything.")
+    try:
+        stack.supervise(stop)
+    finally:
+        click.echo("lastmile: stopping")
+        stack.stop()
+        click.echo("lastmile: stopped")
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status_command(as_json: bool) -> None:
+    """Tell what is up: the broker, ClickHouse, the roles and the dashboard.
+
+    Exits 1 when something is down.
+    """
+    from streams.stack import status
+
+    rows = status(load_settings())
+    echo_rows(rows, as_json)
+    if any(row["state"] != "up" for row in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

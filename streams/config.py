@@ -1,0 +1,371 @@
+"""Every setting of lastmile, in one place.
+
+A setting's value comes from, in rising order of precedence: its default (which
+suits the embedded stack on one machine), the file ``lastmile.toml`` (in the
+working directory, or wherever ``LASTMILE_CONFIG`` points), and the environment
+variable ``LASTMILE_<NAME>``. ``lastmile config`` prints the effective values and
+where each came from, with secrets masked.
+
+>>> s = load_settings(env={"LASTMILE_KAFKA_PORT": "19092"}, toml_path=None)
+>>> s.kafka_bootstrap_servers
+'127.0.0.1:19092'
+>>> s.embedded_kafka
+True
+>>> load_settings(env={"LASTMILE_KAFKA_BOOTSTRAP": "kafka:9092"}).embedded_kafka
+False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+ENV_PREFIX = "LASTMILE_"
+SECRET_MARK = "password"
+
+
+class ConfigError(ValueError):
+    """A setting has a value lastmile cannot use; the message names the setting and its source."""
+
+
+def _field(default: Any, doc: str, secret: bool = False) -> Any:
+    meta = {"doc": doc, "secret": secret}
+    if isinstance(default, dict):
+        return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The effective configuration. Build it with :func:`load_settings`."""
+
+    data_dir: Path = _field(
+        Path(".lastmile"),
+        "Where the embedded stack keeps its state: ClickHouse data, registry, logs.",
+    )
+
+    # Kafka
+    kafka_bootstrap: str | None = _field(
+        None, "Bootstrap servers of a real Kafka cluster. Unset: lastmile runs the embedded broker."
+    )
+    kafka_port: int = _field(9092, "Port of the embedded broker on 127.0.0.1.")
+    kafka_security_protocol: str | None = _field(
+        None, "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (passed to every Kafka client)."
+    )
+    kafka_sasl_mechanism: str | None = _field(None, "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, ...")
+    kafka_sasl_username: str | None = _field(None, "SASL user name.")
+    kafka_sasl_password: str | None = _field(None, "SASL password.", secret=True)
+    kafka_ssl_ca_location: str | None = _field(None, "CA certificate file for SSL.")
+    kafka_ssl_certificate_location: str | None = _field(None, "Client certificate file for SSL.")
+    kafka_ssl_key_location: str | None = _field(None, "Client key file for SSL.")
+    kafka_client: dict[str, str] = _field(
+        {}, "Extra librdkafka settings for every client, as a JSON object or a TOML table."
+    )
+    kafka_fast_group_join: bool | None = _field(
+        None,
+        "Short session/heartbeat timeouts so consumer groups join in ~3 s. "
+        "Unset: on for the embedded broker, off for real Kafka.",
+    )
+    topic_partitions: int = _field(3, "Partitions of the topics lastmile creates.")
+    topic_replication: int = _field(1, "Replication factor of the topics lastmile creates.")
+
+    # Topics
+    topic_requests: str = _field("scoring.requests", "Scoring requests in.")
+    topic_predictions: str = _field("scoring.predictions", "Predictions out.")
+    topic_outcomes: str = _field("scoring.outcomes", "Observed labels, later.")
+    topic_model_events: str = _field("models.events", "The model registry's control plane.")
+    topic_metrics: str = _field("monitor.metrics", "One window's value of one metric.")
+    topic_alerts: str = _field("monitor.alerts", "Alerts firing and resolving.")
+    topic_dlq: str = _field("scoring.dlq", "Dead letters: what could not be processed, and why.")
+
+    # ClickHouse
+    clickhouse_url: str | None = _field(
+        None,
+        "ClickHouse HTTP URL, e.g. http://user:pass@host:8123/lastmile. "
+        "Unset: lastmile runs the embedded store.",
+        secret=True,
+    )
+    clickhouse_port: int = _field(8123, "Port of the embedded ClickHouse store on 127.0.0.1.")
+    clickhouse_user: str | None = _field(None, "ClickHouse user (overrides the URL's).")
+    clickhouse_password: str | None = _field(
+        None, "ClickHouse password (overrides the URL's).", secret=True
+    )
+    clickhouse_database: str | None = _field(
+        None, "ClickHouse database (overrides the URL's path). Default: lastmile."
+    )
+
+    # Registry and schemas
+    registry: str | None = _field(None, "Model registry directory. Default: <data_dir>/registry.")
+    schema_registry_url: str | None = _field(
+        None, "Confluent Schema Registry URL. Unset: schema fingerprint in a message header."
+    )
+
+    # Ports of the rest of the stack
+    web_port: int = _field(6066, "Faust web port of the first worker.")
+    dashboard_host: str = _field("127.0.0.1", "Address the dashboard binds to.")
+    dashboard_port: int = _field(8501, "Port of the Streamlit dashboard.")
+    dashboard_password: str | None = _field(
+        None, "Password asked by the dashboard. Unset: no password.", secret=True
+    )
+
+    log_level: str = _field("INFO", "Log level of every lastmile process.")
+
+    # -- derived values ---------------------------------------------------------------
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return not self.kafka_bootstrap
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        return not self.clickhouse_url
+
+    @property
+    def kafka_bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def registry_location(self) -> str:
+        return self.registry or str(self.data_dir / "registry")
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Every topic lastmile uses, by role name."""
+        return {
+            "requests": self.topic_requests,
+            "predictions": self.topic_predictions,
+            "outcomes": self.topic_outcomes,
+            "model_events": self.topic_model_events,
+            "metrics": self.topic_metrics,
+            "alerts": self.topic_alerts,
+            "dlq": self.topic_dlq,
+        }
+
+    def kafka_config(self) -> dict[str, str | int | bool]:
+        """librdkafka settings every confluent-kafka client of lastmile starts from."""
+        conf: dict[str, str | int | bool] = {"bootstrap.servers": self.kafka_bootstrap_servers}
+        for name in (
+            "security_protocol",
+            "sasl_mechanism",
+            "sasl_username",
+            "sasl_password",
+            "ssl_ca_location",
+            "ssl_certificate_location",
+            "ssl_key_location",
+        ):
+            value = getattr(self, f"kafka_{name}")
+            if value:
+                key = name.replace("_", ".")
+                conf["sasl.mechanisms" if key == "sasl.mechanism" else key] = value
+        conf.update(self.kafka_client)
+        return conf
+
+    @property
+    def fast_group_join(self) -> bool:
+        if self.kafka_fast_group_join is None:
+            return self.embedded_kafka
+        return self.kafka_fast_group_join
+
+    def consumer_config(self, group_id: str, **overrides: Any) -> dict[str, Any]:
+        """Consumer settings: manual commits, and the short timeouts the embedded broker needs.
+
+        The embedded broker completes a group join after about half the session
+        timeout, and does not wake a waiting fetch when data arrives (DESIGN.md,
+        "Measured"), hence the short session timeout and fetch wait there.
+        """
+        conf: dict[str, Any] = {
+            **self.kafka_config(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+        if self.fast_group_join:
+            conf.update(
+                {
+                    "session.timeout.ms": 6000,
+                    "heartbeat.interval.ms": 1000,
+                    "fetch.wait.max.ms": 10,
+                }
+            )
+        conf.update(overrides)
+        return conf
+
+    def producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """Producer settings: idempotent, acks=all, a short linger so batches stay large."""
+        conf: dict[str, Any] = {
+            **self.kafka_config(),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+        }
+        conf.update(overrides)
+        return conf
+
+    def clickhouse_params(self) -> dict[str, Any]:
+        """Keyword arguments for ``clickhouse_connect.get_client``."""
+        url = self.clickhouse_url or f"http://127.0.0.1:{self.clickhouse_port}/lastmile"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"clickhouse_url {mask_url(url)!r} is not an http(s)://host[:port][/database] URL"
+            )
+        database = self.clickhouse_database or parts.path.strip("/") or "lastmile"
+        return {
+            "host": parts.hostname,
+            "port": parts.port or (8443 if parts.scheme == "https" else 8123),
+            "secure": parts.scheme == "https",
+            "username": self.clickhouse_user or unquote(parts.username or "") or "default",
+            "password": self.clickhouse_password or unquote(parts.password or ""),
+            "database": database,
+        }
+
+    @property
+    def clickhouse_http_url(self) -> str:
+        """Base URL of the ClickHouse HTTP interface, without credentials or database."""
+        p = self.clickhouse_params()
+        return f"{'https' if p['secure'] else 'http'}://{p['host']}:{p['port']}"
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
+    """Turn a raw value from TOML or the environment into the field's type."""
+    annotation = str(field.type)
+    name = field.name
+    if raw is None:
+        return None
+    try:
+        if annotation.startswith("dict"):
+            value = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(value, Mapping):
+                raise ValueError("expected a JSON object / TOML table")
+            return {str(k): str(v) for k, v in value.items()}
+        if annotation.startswith("bool"):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            if text in ("", "auto"):
+                return None
+            raise ValueError("expected true or false")
+        if annotation.startswith("int"):
+            if isinstance(raw, bool):
+                raise ValueError("expected an integer")
+            value = int(raw)
+            if "port" in name and not 0 < value < 65536:
+                raise ValueError("a port is between 1 and 65535")
+            return value
+        if annotation.startswith("Path"):
+            return Path(os.path.expanduser(str(raw)))
+        text = str(raw)
+        return text if text or not annotation.endswith("None") else None
+    except (ValueError, TypeError, json.JSONDecodeError) as err:
+        raise ConfigError(f"setting {name} from {source}: {raw!r} is not valid ({err})") from None
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    toml_path: Path | str | None | bool = True,
+    **overrides: Any,
+) -> Settings:
+    """Build the effective settings.
+
+    ``toml_path=True`` looks for ``$LASTMILE_CONFIG`` or ``./lastmile.toml``;
+    ``None`` or ``False`` reads no file. Keyword ``overrides`` win over everything
+    (tests and the embedded stack use them).
+    """
+    settings, _ = load_settings_with_sources(env, toml_path, **overrides)
+    return settings
+
+
+def load_settings_with_sources(
+    env: Mapping[str, str] | None = None,
+    toml_path: Path | str | None | bool = True,
+    **overrides: Any,
+) -> tuple[Settings, dict[str, str]]:
+    """Like :func:`load_settings`, and also say where each value came from."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    sources = {name: "default" for name in FIELDS}
+
+    if toml_path is True:
+        toml_path = env.get(f"{ENV_PREFIX}CONFIG") or "lastmile.toml"
+        required = f"{ENV_PREFIX}CONFIG" in env
+    else:
+        required = bool(toml_path)
+    if toml_path:
+        path = Path(toml_path)
+        if path.exists():
+            try:
+                table = tomllib.loads(path.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as err:
+                raise ConfigError(f"cannot read {path}: {err}") from None
+            table = table.get("lastmile", table)
+            for key, raw in table.items():
+                if key not in FIELDS:
+                    raise ConfigError(f"{path}: unknown setting {key!r}")
+                values[key] = _convert(FIELDS[key], raw, str(path))
+                sources[key] = str(path)
+        elif required:
+            raise ConfigError(f"LASTMILE_CONFIG points at {path}, which does not exist")
+
+    for name, field in FIELDS.items():
+        key = f"{ENV_PREFIX}{name.upper()}"
+        if key in env:
+            values[name] = _convert(field, env[key], f"${key}")
+            sources[name] = f"${key}"
+
+    for name, raw in overrides.items():
+        if name not in FIELDS:
+            raise ConfigError(f"unknown setting {name!r}")
+        values[name] = raw
+        sources[name] = "argument"
+    return Settings(**values), sources
+
+
+def describe(settings: Settings, sources: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """Rows of (setting, value with secrets masked, source, doc) for ``lastmile config``."""
+    rows = []
+    for name, field in FIELDS.items():
+        value = getattr(settings, name)
+        if value is None:
+            shown = ""
+        elif field.metadata["secret"] and name.endswith("url"):
+            shown = mask_url(str(value))
+        elif field.metadata["secret"]:
+            shown = "***"
+        elif isinstance(value, dict):
+            shown = json.dumps(
+                {k: ("***" if SECRET_MARK in k or "secret" in k else v) for k, v in value.items()}
+            )
+        else:
+            shown = str(value)
+        rows.append(
+            {
+                "setting": name,
+                "env": f"{ENV_PREFIX}{name.upper()}",
+                "value": shown,
+                "source": (sources or {}).get(name, ""),
+                "doc": field.metadata["doc"],
+            }
+        )
+    return rows
