@@ -1,0 +1,273 @@
+"""The batch lane: consume many, process them together, produce many, commit once.
+
+Faust's per-event stream path tops out at a few thousand events/s on these
+machines (DESIGN.md, "Measured"); every lastmile role that must go fast runs one
+of these loops on a thread beside the Faust app instead. A handler turns a batch
+of Kafka messages into output records and dead letters; the lane owns delivery:
+
+* ``exactly_once=True`` (the default): the outputs and the consumed offsets are
+  committed in one Kafka transaction, so a crash at any point replays the batch
+  and readers under ``read_committed`` see each output once.
+* ``exactly_once=False``: produce, flush (acks=all), then commit offsets
+  synchronously; a crash can repeat a batch on the wire (at-least-once).
+
+Either way an offset is committed only after what it produced is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+
+from streams.config import Settings
+
+log = logging.getLogger("lastmile.lane")
+
+
+@dataclass(slots=True)
+class Output:
+    """One record the handler wants produced."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | str | None = None
+    headers: list[tuple[str, bytes]] | None = None
+
+
+class BatchHandler(Protocol):
+    """What a role plugs into a lane."""
+
+    def process(self, messages: Sequence[Message]) -> list[Output]:
+        """Turn a batch into outputs (predictions, dead letters, ...). Must not raise for
+        bad input: bad messages become dead-letter outputs."""
+        ...
+
+
+@dataclass
+class LaneStats:
+    """Counters a lane keeps for ``lastmile status`` and the dashboard."""
+
+    consumed: int = 0
+    produced: int = 0
+    batches: int = 0
+    last_batch_at: float = 0.0
+    last_error: str | None = None
+    errors: int = 0
+    started_at: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "consumed": self.consumed,
+            "produced": self.produced,
+            "batches": self.batches,
+            "last_batch_at": self.last_batch_at,
+            "last_error": self.last_error,
+            "errors": self.errors,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }
+
+
+def transactional_id(name: str) -> str:
+    """A transactional.id unique to this process; consumer-group fencing (KIP-447)
+    stops zombies, so it need not survive restarts."""
+    return f"lastmile-{name}-{socket.gethostname()}-{os.getpid()}"
+
+
+class BatchLane:
+    """A consume-process-produce-commit loop on its own thread.
+
+    >>> # lane = BatchLane(settings, "scorer", [settings.topic_requests], handler)
+    >>> # lane.start(); ...; lane.stop()
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        group_id: str | None = None,
+        max_batch: int = 5000,
+        max_wait_s: float = 0.02,
+        exactly_once: bool = True,
+        on_assign: Callable[[list], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.topics = list(topics)
+        self.handler = handler
+        self.group_id = group_id or f"lastmile-{name}"
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.exactly_once = exactly_once
+        self.on_assign = on_assign
+        self.stats = LaneStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name=f"lane-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait_assigned(self, timeout: float = 30.0) -> bool:
+        """Block until the consumer group gave this lane its partitions."""
+        return self._ready.wait(timeout)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _clients(self) -> tuple[Consumer, Producer]:
+        consumer_conf = self.settings.consumer_config(
+            self.group_id,
+            **{"isolation.level": "read_committed", "enable.partition.eof": False},
+        )
+        producer_conf = self.settings.producer_config()
+        if self.exactly_once:
+            producer_conf["transactional.id"] = transactional_id(self.name)
+        consumer = Consumer(consumer_conf)
+        producer = Producer(producer_conf)
+        if self.exactly_once:
+            producer.init_transactions(30)
+
+        def assigned(_consumer: Consumer, partitions: list) -> None:
+            self._ready.set()
+            if self.on_assign:
+                self.on_assign(partitions)
+
+        consumer.subscribe(self.topics, on_assign=assigned)
+        return consumer, producer
+
+    def run(self) -> None:
+        """Loop until :meth:`stop`; errors are logged and retried, never fatal."""
+        consumer, producer = self._clients()
+        self.consumer, self.producer = consumer, producer
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(self.max_batch, self.max_wait_s)
+                if not messages:
+                    producer.poll(0)
+                    continue
+                self._ready.set()
+                good = []
+                for message in messages:
+                    error = message.error()
+                    if error is None:
+                        good.append(message)
+                    elif error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("%s: consume error: %s", self.name, error)
+                if good:
+                    self._deliver(consumer, producer, good)
+        finally:
+            self._close(consumer, producer)
+
+    def _deliver(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
+        """Process one batch and make it durable; retried until it is, or the lane stops."""
+        outputs = self.handler.process(messages)
+        delay = 0.1
+        while True:
+            try:
+                if self.exactly_once:
+                    self._transact(consumer, producer, outputs)
+                else:
+                    self._produce_then_commit(consumer, producer, messages, outputs)
+                break
+            except KafkaException as err:
+                self.stats.errors += 1
+                self.stats.last_error = f"{type(err).__name__}: {err}"
+                log.warning("%s: delivering a batch failed (%s); retrying", self.name, err)
+                if self._stop.is_set():
+                    raise
+                if self.exactly_once and _abortable(err):
+                    producer.abort_transaction(30)
+                    self._rewind(consumer, messages)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.stats.consumed += len(messages)
+        self.stats.produced += len(outputs)
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+
+    def _produce_all(self, producer: Producer, outputs: list[Output]) -> list[KafkaError]:
+        failures: list[KafkaError] = []
+
+        def report(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                failures.append(err)
+
+        for out in outputs:
+            while True:
+                try:
+                    producer.produce(
+                        out.topic, out.value, out.key, headers=out.headers, on_delivery=report
+                    )
+                    break
+                except BufferError:
+                    # The local queue is full: let librdkafka send before adding more.
+                    producer.poll(0.05)
+        return failures
+
+    def _transact(self, consumer: Consumer, producer: Producer, outputs: list[Output]) -> None:
+        producer.begin_transaction()
+        failures = self._produce_all(producer, outputs)
+        producer.send_offsets_to_transaction(
+            consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
+        )
+        producer.commit_transaction(60)
+        if failures:
+            raise KafkaException(failures[0])
+
+    def _produce_then_commit(
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        messages: list[Message],
+        outputs: list[Output],
+    ) -> None:
+        failures = self._produce_all(producer, outputs)
+        remaining = producer.flush(60)
+        if failures or remaining:
+            raise KafkaException(failures[0] if failures else KafkaError(KafkaError._TIMED_OUT))
+        consumer.commit(asynchronous=False)
+
+    @staticmethod
+    def _rewind(consumer: Consumer, messages: list[Message]) -> None:
+        """After an aborted transaction, consume the batch again from its first offsets."""
+        from confluent_kafka import TopicPartition
+
+        first: dict[tuple[str, int], int] = {}
+        for m in messages:
+            key = (m.topic(), m.partition())
+            first[key] = min(first.get(key, m.offset()), m.offset())
+        for (topic, partition), offset in first.items():
+            consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _close(self, consumer: Consumer, producer: Producer) -> None:
+        try:
+            producer.flush(10)
+        finally:
+            consumer.close()
+
+
+def _abortable(err: KafkaException) -> bool:
+    error = err.args[0] if err.args else None
+    return bool(
+        isinstance(error, KafkaError) and (error.txn_requires_abort() or not error.retriable())
+    )
