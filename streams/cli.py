@@ -94,6 +94,51 @@ def up_command(demo: bool) -> None:
         click.echo("lastmile: stopped")
 
 
+@main.command("init")
+def init_command() -> None:
+    """Create the topics (and, once the sink exists, the ClickHouse tables). Idempotent.
+
+    Run it once against real servers before the first worker starts; `lastmile up`
+    does it by itself for the embedded stack.
+    """
+    from streams.topics import ensure_topics
+
+    settings = load_settings()
+    created = ensure_topics(settings)
+    click.echo(f"topics: created {', '.join(created)}" if created else "topics: all exist")
+
+
+@main.command("worker")
+@click.option(
+    "--roles",
+    default="",
+    metavar="ROLE[,ROLE]",
+    help="Roles to run (default: all). Known: scorer.",
+)
+@click.option("--web-port", type=int, default=None, help="Faust web port (default: web_port).")
+def worker_command(roles: str, web_port: int | None) -> None:
+    """Run lastmile roles in this process until Ctrl-C or SIGTERM.
+
+    \b
+    Examples:
+        lastmile worker                   # every role
+        lastmile worker --roles scorer    # scorers only; start as many as partitions
+    """
+    import faust
+
+    from streams.app import create_app, parse_roles
+
+    settings = load_settings()
+    try:
+        chosen = parse_roles(roles)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--roles") from None
+    configure_logging(settings.log_level)
+    app = create_app(settings, chosen, web_port)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
+
 @main.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status_command(as_json: bool) -> None:

@@ -115,6 +115,7 @@ class BatchLane:
         self._ready = threading.Event()
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
+        self.failed = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -155,27 +156,42 @@ class BatchLane:
         return consumer, producer
 
     def run(self) -> None:
-        """Loop until :meth:`stop`; errors are logged and retried, never fatal."""
-        consumer, producer = self._clients()
+        """Loop until :meth:`stop`. Delivery errors are retried; anything else marks the
+        lane ``failed`` (the worker then exits and is restarted, replaying the batch)."""
+        try:
+            consumer, producer = self._clients()
+        except Exception as err:
+            self._fail(err)
+            return
         self.consumer, self.producer = consumer, producer
         try:
-            while not self._stop.is_set():
-                messages = consumer.consume(self.max_batch, self.max_wait_s)
-                if not messages:
-                    producer.poll(0)
-                    continue
-                self._ready.set()
-                good = []
-                for message in messages:
-                    error = message.error()
-                    if error is None:
-                        good.append(message)
-                    elif error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("%s: consume error: %s", self.name, error)
-                if good:
-                    self._deliver(consumer, producer, good)
+            self._loop(consumer, producer)
+        except Exception as err:
+            self._fail(err)
         finally:
             self._close(consumer, producer)
+
+    def _fail(self, err: Exception) -> None:
+        log.exception("%s: lane failed", self.name)
+        self.stats.last_error = f"{type(err).__name__}: {err}"
+        self.failed = True
+
+    def _loop(self, consumer: Consumer, producer: Producer) -> None:
+        while not self._stop.is_set():
+            messages = consumer.consume(self.max_batch, self.max_wait_s)
+            if not messages:
+                producer.poll(0)
+                continue
+            self._ready.set()
+            good = []
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    good.append(message)
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s: consume error: %s", self.name, error)
+            if good:
+                self._deliver(consumer, producer, good)
 
     def _deliver(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
         """Process one batch and make it durable; retried until it is, or the lane stops."""
