@@ -129,7 +129,12 @@ def create_app(settings: Settings, roles: list[str], web_port: int | None = None
     @app.page("/lastmile/status")
     async def status_page(web: object, request: object) -> object:
         return web.json(  # type: ignore[attr-defined]
-            {"pid": os.getpid(), "roles": {r: lane.stats.as_dict() for r, lane in lanes.items()}}
+            {
+                "pid": os.getpid(),
+                "roles": {
+                    r: {**lane.stats.as_dict(), **lane.details()} for r, lane in lanes.items()
+                },
+            }
         )
 
     return app

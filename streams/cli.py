@@ -63,7 +63,13 @@ def config_command(as_json: bool, docs: bool) -> None:
 
 @main.command("up")
 @click.option("--demo", is_flag=True, help="Also register the demo models and simulate traffic.")
-def up_command(demo: bool) -> None:
+@click.option(
+    "--roles",
+    default=None,
+    metavar="ROLE[,ROLE]",
+    help="Roles to run, one worker process each (default: all; '' for none).",
+)
+def up_command(demo: bool, roles: str | None) -> None:
     """Run the embedded stack in the foreground until Ctrl-C.
 
     Starts the Kafka-compatible broker and the ClickHouse store on 127.0.0.1
@@ -71,11 +77,15 @@ def up_command(demo: bool) -> None:
     servers), then the roles and the dashboard. A child that dies is restarted
     with backoff. Ctrl-C or SIGTERM stops everything.
     """
+    from streams.app import ROLES, parse_roles
     from streams.stack import Stack
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    stack = Stack(settings, on_event=click.echo)
+    chosen = list(ROLES) if roles is None else (parse_roles(roles) if roles else [])
+    if demo:
+        _register_demo_models(settings)
+    stack = Stack(settings, roles=chosen, demo=demo, on_event=click.echo)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -139,6 +149,14 @@ def worker_command(roles: str, web_port: int | None) -> None:
     worker.execute_from_commandline()
 
 
+def _register_demo_models(settings: object) -> None:
+    """Train and register the demo models into the registry on disk (once); the stack
+    announces them on the broker when it starts."""
+    from streams.simulate import demo_models_command
+
+    demo_models_command.main(["--no-publish"], standalone_mode=False, obj=settings)
+
+
 @main.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status_command(as_json: bool) -> None:
@@ -153,6 +171,18 @@ def status_command(as_json: bool) -> None:
     if any(row["state"] != "up" for row in rows):
         sys.exit(1)
 
+
+def _add_commands() -> None:
+    from schemas.cli import schemas
+    from streams.messages_cli import dlq, produce, tail
+    from streams.models_cli import models
+    from streams.simulate import demo_models_command, simulate_command
+
+    for command in (models, produce, tail, dlq, schemas, simulate_command, demo_models_command):
+        main.add_command(command)
+
+
+_add_commands()
 
 if __name__ == "__main__":
     main()

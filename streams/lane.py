@@ -128,6 +128,10 @@ class BatchLane:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def details(self) -> dict[str, object]:
+        """What the role adds to the lane's counters on the status page."""
+        return {}
+
     def wait_assigned(self, timeout: float = 30.0) -> bool:
         """Block until the consumer group gave this lane its partitions."""
         return self._ready.wait(timeout)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -75,9 +76,16 @@ class Stack:
     services: list[Service] = field(default_factory=list)
     on_event: Callable[[str], None] = print
 
+    roles: list[str] = field(default_factory=list)
+    demo: bool = False
+
     def __post_init__(self) -> None:
         if not self.services:
-            self.services = embedded_services(self.settings)
+            self.services = embedded_services(self.settings) + role_services(
+                self.settings, self.roles
+            )
+            if self.demo:
+                self.services += demo_services(self.settings)
 
     @property
     def state_path(self) -> Path:
@@ -164,12 +172,9 @@ def embedded_services(settings: Settings) -> list[Service]:
     if settings.embedded_kafka:
         broker = EmbeddedBroker(settings.data_dir / "broker", settings.kafka_port)
 
-        def create_topics() -> None:
-            from streams.topics import ensure_topics
-
-            ensure_topics(settings)
-
-        services.append(Service(broker, f"kafka://{broker.bootstrap}", 30.0, create_topics))
+        services.append(
+            Service(broker, f"kafka://{broker.bootstrap}", 30.0, lambda: prepare_kafka(settings))
+        )
     if settings.embedded_clickhouse:
         from streams.store import store_command
 
@@ -181,6 +186,70 @@ def embedded_services(settings: Settings) -> list[Service]:
         )
         services.append(Service(store, f"http://127.0.0.1:{settings.clickhouse_port}", 60.0))
     return services
+
+
+def prepare_kafka(settings: Settings) -> None:
+    """Create the topics and re-announce the registry's models.
+
+    The embedded broker keeps topics in memory only, so after a restart the
+    control plane topic is empty while the registry on disk still knows every
+    model: announcing each model's state again lets the scorers find them.
+    """
+    from streams.control import ControlPlane
+    from streams.topics import ensure_topics
+
+    ensure_topics(settings)
+    with ControlPlane(settings) as plane:
+        announced = plane.announce()
+    if announced:
+        log.info("announced %d model(s) from the registry", len(announced))
+
+
+def lastmile_command(*args: str) -> list[str]:
+    """argv running a lastmile subcommand with this interpreter."""
+    return [sys.executable, "-m", "streams.cli", *args]
+
+
+def role_services(settings: Settings, roles: list[str]) -> list[Service]:
+    """One worker process per role, each with its own Faust web port."""
+    services = []
+    for offset, role in enumerate(roles):
+        port = settings.web_port + offset
+        url = f"http://127.0.0.1:{port}/lastmile/status"
+        worker = ManagedProcess(
+            role,
+            lastmile_command("worker", "--roles", role, "--web-port", str(port)),
+            ready=lambda url=url: http_ready(url),
+            log_path=settings.data_dir / "logs" / f"{role}.log",
+        )
+        services.append(Service(worker, url, 90.0))
+    return services
+
+
+def demo_services(settings: Settings) -> list[Service]:
+    """Simulated traffic for the demo: requests with a drift after a few minutes, late labels."""
+    simulate = ManagedProcess(
+        "simulate",
+        lastmile_command(
+            "simulate",
+            "--model",
+            "fraud",
+            "--rate",
+            "200",
+            "--count",
+            "0",
+            "--drift-at",
+            "36000",
+            "--drift-type",
+            "concept",
+            "--label-delay",
+            "10",
+            "--bad-fraction",
+            "0.005",
+        ),
+        log_path=settings.data_dir / "logs" / "simulate.log",
+    )
+    return [Service(simulate, "fraud: 200 requests/s, drift after 3 min", 10.0)]
 
 
 def status(settings: Settings) -> list[dict[str, str]]:
@@ -209,12 +278,16 @@ def status(settings: Settings) -> list[dict[str, str]]:
         for service in state.get("services", []):
             if service["name"] in ("broker", "clickhouse"):
                 continue
+            up = pid_alive(service.get("pid"))
+            where = service["where"]
+            if up and where.startswith("http"):
+                up = http_ready(where)
             rows.append(
                 {
                     "service": service["name"],
-                    "where": service["where"],
-                    "kind": "embedded",
-                    "state": "up" if pid_alive(service.get("pid")) else "down",
+                    "where": where,
+                    "kind": "local",
+                    "state": "up" if up else "down",
                 }
             )
     return rows

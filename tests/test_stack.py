@@ -30,19 +30,19 @@ def stack_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_up(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+def start_up(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subprocess.Popen, Path]:
     out = tmp_path / "up.out"
     process = subprocess.Popen(
-        [*LASTMILE, "up"], env=env, stdout=out.open("w"), stderr=subprocess.STDOUT
+        [*LASTMILE, "up", *args], env=env, stdout=out.open("w"), stderr=subprocess.STDOUT
     )
     return process, out
 
 
 def test_up_runs_the_stack_restarts_a_dead_child_and_stops_everything(tmp_path: Path) -> None:
-    env = stack_env(tmp_path)
-    process, out = start_up(env, tmp_path)
+    env = stack_env(tmp_path, LASTMILE_WEB_PORT=str(free_port()))
+    process, out = start_up(env, tmp_path, "--roles", "scorer")
     try:
-        assert wait_for(lambda: "lastmile: up" in out.read_text(), 90), out.read_text()
+        assert wait_for(lambda: "lastmile: up" in out.read_text(), 120), out.read_text()
         text = out.read_text()
         assert f"kafka://127.0.0.1:{env['LASTMILE_KAFKA_PORT']}" in text
         assert f"http://127.0.0.1:{env['LASTMILE_CLICKHOUSE_PORT']}" in text
@@ -54,6 +54,7 @@ def test_up_runs_the_stack_restarts_a_dead_child_and_stops_everything(tmp_path: 
         rows = {row["service"]: row for row in json.loads(status.stdout)}
         assert rows["kafka"]["state"] == "up" and rows["kafka"]["kind"] == "embedded"
         assert rows["clickhouse"]["state"] == "up"
+        assert rows["scorer"]["state"] == "up"
 
         state = json.loads((tmp_path / "data" / "stack.json").read_text())
         pids = {s["name"]: s["pid"] for s in state["services"]}
@@ -107,7 +108,7 @@ def test_external_servers_mean_no_embedded_ones(tmp_path: Path, broker, clickhou
         LASTMILE_KAFKA_BOOTSTRAP=broker.bootstrap,
         LASTMILE_CLICKHOUSE_URL=f"{clickhouse.url}/lastmile",
     )
-    process, out = start_up(env, tmp_path)
+    process, out = start_up(env, tmp_path, "--roles", "")
     try:
         assert wait_for(lambda: "lastmile: up" in out.read_text(), 60), out.read_text()
         time.sleep(0.5)

@@ -1,0 +1,199 @@
+"""Throw garbage at the decoder: only DecodeError may come out, and whatever the fast
+path decodes must be what fastavro decodes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import fastavro
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from schemas.codec import (
+    FINITE_SCHEMAS,
+    HEADER_FINGERPRINT,
+    HEADER_SCHEMA,
+    SCHEMA_NAMES,
+    Codec,
+    DecodeError,
+    _base,
+    registry_client,
+)
+
+CODEC = Codec()
+REGISTRY_CLIENT = registry_client("mock://fuzz")
+REGISTRY = Codec(REGISTRY_CLIENT)
+# real ids in the mock registry, so random framing sometimes names a known schema
+_SAMPLE = {"request_id": "r", "model": "m", "event_time": 0, "features": {}}
+REGISTRY.encode("ScoringRequest", _SAMPLE, topic="fuzz.requests")
+REGISTRY.encode(
+    "Outcome", {"request_id": "r", "model": "m", "event_time": 0}, topic="fuzz.outcomes"
+)
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+schema_names = st.sampled_from(SCHEMA_NAMES)
+
+
+def header_variants(name: str) -> st.SearchStrategy:
+    info = CODEC.schema(name)
+    other = CODEC.schema("Outcome" if name != "Outcome" else "Alert")
+    return st.sampled_from(
+        [
+            None,
+            [],
+            CODEC.headers_for(name),
+            CODEC.headers_for(other.name),
+            [(HEADER_SCHEMA, info.full_name.encode()), (HEADER_FINGERPRINT, b"ffffffffffffffff")],
+            [(HEADER_FINGERPRINT, info.fingerprint.encode())],
+            [(HEADER_SCHEMA, b"\xff\xfe"), (HEADER_FINGERPRINT, b"\x00")],
+            [("unrelated", None)],
+        ]
+    )
+
+
+def check(codec: Codec, value: bytes, headers, name: str) -> None:
+    try:
+        result = codec.decode(value, headers, name)
+    except DecodeError as err:
+        assert err.reason and err.stage in ("decode", "validate")
+        return
+    assert isinstance(result, dict)
+
+
+@FUZZ
+@given(data=st.data(), name=schema_names, value=st.binary(max_size=400))
+def test_random_bytes_only_raise_decode_error(data, name, value):
+    headers = data.draw(header_variants(name))
+    check(CODEC, value, headers, name)
+    check(REGISTRY, value, headers, name)
+    check(REGISTRY, b"\x00" + value, None, name)
+
+
+@FUZZ
+@given(name=schema_names, schema_id=st.integers(0, 40), body=st.binary(max_size=200))
+def test_random_registry_framing(name, schema_id, body):
+    check(REGISTRY, b"\x00" + schema_id.to_bytes(4, "big") + body, None, name)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def plausible(name: str) -> st.SearchStrategy:
+    fields = [f["name"] for f in CODEC.schema(name).tree["fields"]]
+    return st.dictionaries(
+        st.sampled_from(fields + ["extra"]), json_values, max_size=len(fields) + 1
+    )
+
+
+@FUZZ
+@given(name=st.sampled_from(["ScoringRequest", "Outcome"]), data=st.data())
+def test_random_json_only_raises_decode_error(name, data):
+    obj = data.draw(json_values | plausible(name))
+    value = json.dumps(obj).encode()  # stdlib: integers of any size, as JSON allows
+    check(CODEC, value, None, name)
+    with contextlib.suppress(DecodeError):
+        CODEC.from_json(name, obj)
+
+
+@FUZZ
+@given(text=st.text(max_size=200))
+def test_random_text_as_json(text):
+    check(CODEC, text.encode(), None, "ScoringRequest")
+
+
+# --------------------------------------------------------------------------- generated records
+
+
+def records_of(node, finite: bool) -> st.SearchStrategy:
+    kind, _ = _base(node)
+    if isinstance(kind, list):
+        return st.one_of([records_of(b, finite) for b in kind])
+    if isinstance(kind, dict):
+        t = kind["type"]
+        if t == "record":
+            return st.fixed_dictionaries(
+                {f["name"]: records_of(f["type"], finite) for f in kind["fields"]}
+            )
+        if t == "map":
+            return st.dictionaries(
+                st.text(max_size=12), records_of(kind["values"], finite), max_size=6
+            )
+        if t == "array":
+            return st.lists(records_of(kind["items"], finite), max_size=3)
+        raise AssertionError(t)
+    return {
+        "null": st.none(),
+        "boolean": st.booleans(),
+        "int": st.integers(-(2**31), 2**31 - 1),
+        "long": st.integers(-(2**63), 2**63 - 1),
+        "double": st.floats(allow_nan=False, allow_infinity=not finite),
+        "string": st.text(max_size=20),
+        "bytes": st.binary(max_size=20),
+    }[kind]
+
+
+RECORDS = {
+    name: records_of(CODEC.schema(name).tree, name in FINITE_SCHEMAS) for name in SCHEMA_NAMES
+}
+
+
+@FUZZ
+@given(data=st.data(), name=schema_names)
+def test_fast_codec_matches_fastavro(data, name):
+    record = data.draw(RECORDS[name])
+    info = CODEC.schema(name)
+    value, headers = CODEC.encode(name, record)
+    reference = io.BytesIO()
+    fastavro.schemaless_writer(reference, info.parsed, record)
+    assert value == reference.getvalue()
+    assert CODEC.decode(value, headers, name) == record
+    # again: a map layout is learned when seen twice, then read through it
+    assert CODEC.decode_many([value] * 3, [headers] * 3, name) == [record] * 3
+    assert CODEC.encode_many(name, [record] * 3) == [(value, headers)] * 3
+
+
+@FUZZ
+@given(
+    data=st.data(),
+    name=schema_names,
+    cut=st.integers(0, 400),
+    flips=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=3),
+)
+def test_mutated_messages(data, name, cut, flips):
+    record = data.draw(RECORDS[name])
+    value, headers = CODEC.encode(name, record)
+    mutated = bytearray(value[: max(1, min(cut, len(value)))] if cut < len(value) else value)
+    for pos, byte in flips:
+        if pos < len(mutated):
+            mutated[pos] = byte
+    mutated = bytes(mutated)
+    try:
+        result = CODEC.decode(mutated, headers, name)
+    except DecodeError:
+        return
+    # when it decodes, it decodes as fastavro does (the fast path never guesses)
+    bio = io.BytesIO(mutated)
+    expected = fastavro.schemaless_reader(bio, CODEC.schema(name).plain)
+    assume(bio.tell() == len(mutated))
+    assert result == expected
+
+
+@FUZZ
+@given(name=schema_names, values=st.lists(st.binary(max_size=60), max_size=8))
+def test_decode_many_never_raises(name, values):
+    headers = [CODEC.headers_for(name)] * len(values)
+    results = CODEC.decode_many(values, headers, name)
+    assert len(results) == len(values)
+    assert all(isinstance(r, (dict, DecodeError)) for r in results)
