@@ -31,10 +31,17 @@ def _scorer(settings: Settings) -> BatchLane:
     return scorer_lane(settings)
 
 
+def _monitor(settings: Settings) -> BatchLane:
+    from streams.monitor_role import monitor_lane
+
+    return monitor_lane(settings)
+
+
 # Role name -> factory of its lane. Roles are imported lazily so a worker pays only
 # for the roles it runs.
 ROLES: dict[str, RoleFactory] = {
     "scorer": _scorer,
+    "monitor": _monitor,
 }
 
 

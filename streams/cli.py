@@ -123,7 +123,7 @@ def init_command() -> None:
     "--roles",
     default="",
     metavar="ROLE[,ROLE]",
-    help="Roles to run (default: all). Known: scorer.",
+    help="Roles to run (default: all). Known: scorer, monitor.",
 )
 @click.option("--web-port", type=int, default=None, help="Faust web port (default: web_port).")
 def worker_command(roles: str, web_port: int | None) -> None:
@@ -174,11 +174,21 @@ def status_command(as_json: bool) -> None:
 
 def _add_commands() -> None:
     from schemas.cli import schemas
+    from streams.alerts_cli import alerts_group
     from streams.messages_cli import dlq, produce, tail
     from streams.models_cli import models
     from streams.simulate import demo_models_command, simulate_command
 
-    for command in (models, produce, tail, dlq, schemas, simulate_command, demo_models_command):
+    for command in (
+        models,
+        produce,
+        tail,
+        dlq,
+        schemas,
+        alerts_group,
+        simulate_command,
+        demo_models_command,
+    ):
         main.add_command(command)
 
 
