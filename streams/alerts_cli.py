@@ -207,7 +207,7 @@ def fire_test_command(
     from streams.monitor_role import MonitorSettings, alert_to_avro
 
     settings = _settings(ctx)
-    options = MonitorSettings.from_env()
+    options = MonitorSettings.from_settings(settings)
     sinks = options.sinks(webhooks)
     now = time.time()
     alerts = [sample_alert(model, "firing", now)]

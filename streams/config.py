@@ -116,6 +116,40 @@ class Settings:
 
     log_level: str = _field("INFO", "Log level of every lastmile process.")
 
+    # The monitor role (durations as seconds or 30s / 10m / 1h; lists comma-separated)
+    monitor_window: str = _field("60s", "Monitor window size, in event time.")
+    monitor_step: str | None = _field(
+        None, "Monitor window step; unset: tumbling windows (step = window), smaller: sliding."
+    )
+    monitor_allowed_lateness: str = _field("10s", "How late an event may arrive for its window.")
+    monitor_rules: str | None = _field(
+        None, "Alert rules YAML file. Unset: monitors/rules.yaml shipped with lastmile."
+    )
+    monitor_webhooks: str | None = _field(
+        None, "Generic JSON webhook URLs for alerts, comma-separated.", secret=True
+    )
+    monitor_slack_webhooks: str | None = _field(
+        None, "Slack incoming-webhook URLs for alerts, comma-separated.", secret=True
+    )
+    monitor_segments: str | None = _field(
+        None, "Categorical features (or 'variant') every statistic is also kept per value of."
+    )
+    monitor_max_segment_values: int = _field(20, "Values per segment key; the rest: __other__.")
+    monitor_join_capacity: int = _field(
+        100_000, "Predictions the monitor keeps to join outcomes with (0: no performance)."
+    )
+    monitor_performance_window: int = _field(1000, "Outcomes per rolling performance metric.")
+    monitor_detectors: str = _field(
+        "error:adwin", "Change detectors as stream:detector (streams score, error)."
+    )
+    monitor_snapshot_interval: str = _field(
+        "30s", "Wall time between monitor state snapshots when nothing is emitted."
+    )
+    monitor_state_topic: str | None = _field(
+        None, "Compacted topic of the monitor's state. Unset: topic_metrics with 'state'."
+    )
+    monitor_group: str = _field("lastmile-monitor", "Consumer group of the monitor.")
+
     # -- derived values ---------------------------------------------------------------
 
     @property
@@ -230,6 +264,17 @@ class Settings:
         """Base URL of the ClickHouse HTTP interface, without credentials or database."""
         p = self.clickhouse_params()
         return f"{'https' if p['secure'] else 'http'}://{p['host']}:{p['port']}"
+
+
+def prefixed_env(settings: Settings, prefix: str) -> dict[str, str]:
+    """The settings named ``<prefix>_*`` as ``LASTMILE_<PREFIX>_*`` variables: for a role
+    whose options class parses variables, so a value from lastmile.toml reaches it too."""
+    env = {}
+    for name in FIELDS:
+        value = getattr(settings, name)
+        if name.startswith(f"{prefix}_") and value is not None:
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
 
 
 def mask_url(url: str) -> str:
@@ -351,6 +396,8 @@ def describe(settings: Settings, sources: Mapping[str, str] | None = None) -> li
             shown = ""
         elif field.metadata["secret"] and name.endswith("url"):
             shown = mask_url(str(value))
+        elif field.metadata["secret"] and "webhooks" in name:
+            shown = ",".join(mask_url(u.strip()) for u in str(value).split(","))
         elif field.metadata["secret"]:
             shown = "***"
         elif isinstance(value, dict):

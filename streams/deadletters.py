@@ -49,6 +49,7 @@ from schemas.codec import Codec, DecodeError, now_millis
 __all__ = [
     "dead_letter",
     "dead_letter_from_error",
+    "encode_dead_letter",
     "DeadLetterProducer",
     "DeadLetterError",
     "STAGES",
@@ -237,6 +238,36 @@ def dead_letter_from_error(
     )
 
 
+def encode_dead_letter(
+    codec: Codec,
+    record: dict,
+    topic: str,
+    max_original_bytes: int = MAX_ORIGINAL_BYTES,
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A DeadLetter record as the value and headers to produce: the one way every role
+    writes dead letters. An original value too large to fit the dead-letter topic is
+    cut to ``max_original_bytes`` (the reason says so, a header keeps its size), so a
+    huge bad message can never block a role's delivery."""
+    extra = []
+    original = record["original_value"]
+    if original is not None and len(original) > max_original_bytes:
+        record["original_value"] = original[:max_original_bytes]
+        record["error"] += (
+            f" [original value truncated for the dead-letter topic: {len(original):,} "
+            f"bytes, the first {max_original_bytes:,} kept; it cannot be replayed]"
+        )
+        extra.append((HEADER_TRUNCATED, str(len(original)).encode()))
+    value, headers = codec.encode("DeadLetter", record, topic=topic)
+    source = f"{record['source_topic']}/{record['source_partition']}@{record['source_offset']}"
+    headers = [
+        *headers,
+        (HEADER_STAGE, record["stage"].encode()),
+        (HEADER_SOURCE, source.encode()),
+        *extra,
+    ]
+    return value, headers
+
+
 class DeadLetterProducer:
     """Produces dead letters to ``settings.topic_dlq``, keyed by the original key, and
     counts them per stage (``counts``) and per error type (``counts_by_type``).
@@ -307,26 +338,7 @@ class DeadLetterProducer:
         return record
 
     def _produce(self, record: dict) -> None:
-        extra = []
-        original = record["original_value"]
-        if original is not None and len(original) > self.max_original_bytes:
-            keep = self.max_original_bytes
-            record["original_value"] = original[:keep]
-            record["error"] += (
-                f" [original value truncated for the dead-letter topic: {len(original):,} "
-                f"bytes, the first {keep:,} kept; it cannot be replayed]"
-            )
-            extra.append((HEADER_TRUNCATED, str(len(original)).encode()))
-        value, headers = self.codec.encode("DeadLetter", record, topic=self.topic)
-        headers = [
-            *headers,
-            (HEADER_STAGE, record["stage"].encode()),
-            (
-                HEADER_SOURCE,
-                f"{record['source_topic']}/{record['source_partition']}@{record['source_offset']}".encode(),
-            ),
-            *extra,
-        ]
+        value, headers = encode_dead_letter(self.codec, record, self.topic, self.max_original_bytes)
         while True:
             try:
                 self.producer.produce(

@@ -239,6 +239,13 @@ class MonitorSettings:
             values["group_id"] = raw.strip()
         return cls(**values)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MonitorSettings:
+        """The ``monitor_*`` fields of the settings (env, lastmile.toml or defaults)."""
+        from streams.config import prefixed_env
+
+        return cls.from_env(prefixed_env(settings, "monitor"))
+
     def state_topic_for(self, settings: Settings) -> str:
         """The state topic: configured, or ``topic_metrics`` with "metrics" -> "state"."""
         if self.state_topic:
@@ -487,7 +494,7 @@ class Monitor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.options = options or MonitorSettings.from_env()
+        self.options = options or MonitorSettings.from_settings(settings)
         if registry is None:
             from streams.registry import Registry
 
@@ -833,16 +840,10 @@ class Monitor:
         return good
 
     def _dead_letter(self, message: Message, error: DecodeError) -> Output:
-        from streams.deadletters import HEADER_SOURCE, HEADER_STAGE, dead_letter_from_error
+        from streams.deadletters import dead_letter_from_error, encode_dead_letter
 
         record = dead_letter_from_error(message, error, worker=self.worker)
-        value, headers = self.codec.encode("DeadLetter", record, self.settings.topic_dlq)
-        source = f"{record['source_topic']}/{record['source_partition']}@{record['source_offset']}"
-        headers = [
-            *headers,
-            (HEADER_STAGE, record["stage"].encode()),
-            (HEADER_SOURCE, source.encode()),
-        ]
+        value, headers = encode_dead_letter(self.codec, record, self.settings.topic_dlq)
         return Output(self.settings.topic_dlq, value, message.key(), headers)
 
     # predictions -------------------------------------------------------------------------
@@ -1226,7 +1227,7 @@ class MonitorLane(BatchLane):
         monitor: Monitor | None = None,
         **lane_options: Any,
     ) -> None:
-        self.options = options or MonitorSettings.from_env()
+        self.options = options or MonitorSettings.from_settings(settings)
         self.monitor = monitor or Monitor(settings, self.options)
         self._aborted = False
         topics = [settings.topic_predictions, settings.topic_outcomes, settings.topic_dlq]

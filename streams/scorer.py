@@ -25,6 +25,7 @@ from streams.control import ModelState, ModelTable, ModelWatcher
 from streams.deadletters import (
     dead_letter,
     dead_letter_from_error,
+    encode_dead_letter,
     reason_model_exception,
     reason_no_version,
     reason_unknown_model,
@@ -213,7 +214,7 @@ class Scorer:
 
     def _letter(self, message: Message, record: dict) -> Output:
         self.counts[f"dlq.{record['stage']}"] += 1
-        value, headers = self.codec.encode("DeadLetter", record, self.settings.topic_dlq)
+        value, headers = encode_dead_letter(self.codec, record, self.settings.topic_dlq)
         return Output(self.settings.topic_dlq, value, message.key(), headers)
 
 
@@ -224,9 +225,7 @@ class ScorerLane(BatchLane):
         self.table = ModelTable()
         self.watcher = ModelWatcher(settings, self.table)
         self.scorer = Scorer(settings, self.table, Registry.from_settings(settings))
-        super().__init__(
-            settings, "scorer", [settings.topic_requests], self.scorer, **lane_options
-        )
+        super().__init__(settings, "scorer", [settings.topic_requests], self.scorer, **lane_options)
 
     def run(self) -> None:
         # Replay the control plane first: a request must never meet a worker that

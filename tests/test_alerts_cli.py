@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -149,8 +150,8 @@ def test_configured_webhooks_and_failures(
 ) -> None:
     broken = Hook(status=500)
     try:
-        monkeypatch.setenv("LASTMILE_MONITOR_WEBHOOKS", f"{hook.url},{broken.url}")
-        result = CliRunner().invoke(alerts_group, ["test", "--no-topic"], obj=settings)
+        configured = dataclasses.replace(settings, monitor_webhooks=f"{hook.url},{broken.url}")
+        result = CliRunner().invoke(alerts_group, ["test", "--no-topic"], obj=configured)
         assert result.exit_code == 1
         assert f"WebhookSink {broken.url}: failed" in result.stderr
         assert len(hook.bodies) == 2 and len(broken.bodies) == 1  # no retries from the CLI
