@@ -21,6 +21,8 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         force=True,
     )
+    # Every readiness probe is an HTTP request: not worth a line each.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class LastmileGroup(click.Group):

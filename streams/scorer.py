@@ -25,6 +25,7 @@ from streams.control import ModelState, ModelTable, ModelWatcher
 from streams.deadletters import (
     dead_letter,
     dead_letter_from_error,
+    default_worker,
     encode_dead_letter,
     reason_model_exception,
     reason_no_version,
@@ -99,7 +100,7 @@ class Scorer:
         self.cache = ModelCache(registry)
         table.subscribe(self.cache.on_change)
         self.codec = codec or Codec.from_settings(settings)
-        self.worker = worker
+        self.worker = worker or default_worker()
         self.last_good: dict[tuple[str, str], int] = {}
         self.counts: dict[str, int] = defaultdict(int)
 
@@ -116,7 +117,8 @@ class Scorer:
                     message.value(), message.headers(), "ScoringRequest", topic_in
                 )
             except DecodeError as err:
-                outputs.append(self._letter(message, dead_letter_from_error(message, err)))
+                letter = dead_letter_from_error(message, err, worker=self.worker)
+                outputs.append(self._letter(message, letter))
                 continue
             model = request["model"]
             routes = self.table.route(model, request.get("entity_id") or request["request_id"])
