@@ -559,11 +559,24 @@ def _conform(node: Any, value: Any, path: str, from_json: bool, finite: bool) ->
         if t == "map":
             if not isinstance(value, Mapping):
                 raise _Invalid(path, f"must be an object (map), got {_describe(value)}")
+            plain = _plain_types(kind["values"])
             out = {}
             for k, v in value.items():
                 if not isinstance(k, str):
                     raise _Invalid(path, f"has a key that is not a string: {k!r}")
-                out[k] = _conform(kind["values"], v, _key_path(path, k), from_json, finite)
+                # Feature maps are the bulk of every request: values of exactly an
+                # accepted type pass as they are; anything else (coercions, errors)
+                # goes through the full check.
+                vt = type(v)
+                if (
+                    vt in plain
+                    and (vt is not float or not finite or math.isfinite(v))
+                    and (vt is not str or v.isascii())
+                    and (vt is not int or _LONG_MIN <= v <= _LONG_MAX)
+                ):
+                    out[k] = v
+                else:
+                    out[k] = _conform(kind["values"], v, _key_path(path, k), from_json, finite)
             return out
         if t == "array":
             if not isinstance(value, (list, tuple)):
@@ -585,6 +598,35 @@ def _conform(node: Any, value: Any, path: str, from_json: bool, finite: bool) ->
             return value
         raise _Invalid(path, f"has unsupported schema type {t}")
     return _conform_primitive(kind, logical, value, path, from_json, finite)
+
+
+_PLAIN_TYPES: dict[int, tuple[Any, frozenset]] = {}
+_PRIMITIVE_PYTHON = {
+    "null": type(None),
+    "boolean": bool,
+    "long": int,
+    "double": float,
+    "string": str,
+}
+
+
+def _plain_types(node: Any) -> frozenset:
+    """Python types a value of ``node`` may have to be accepted unchanged: only for a
+    primitive or a union of primitives with no logical type (empty otherwise)."""
+    cached = _PLAIN_TYPES.get(id(node))
+    if cached is not None and cached[0] is node:
+        return cached[1]
+    branches = node if isinstance(node, list) else [node]
+    types = set()
+    for branch in branches:
+        kind, logical = _base(branch)
+        if logical is not None or not isinstance(kind, str) or kind not in _PRIMITIVE_PYTHON:
+            types = set()
+            break
+        types.add(_PRIMITIVE_PYTHON[kind])
+    result = frozenset(types)
+    _PLAIN_TYPES[id(node)] = (node, result)
+    return result
 
 
 def _conform_bytes(value: Any, path: str, from_json: bool) -> bytes:
@@ -713,7 +755,33 @@ def _value_class(value: Any) -> str:
     return "other"
 
 
+_BRANCH_CLASSES: dict[int, tuple[list, list[str]]] = {}
+
+
+def _branch_classes(branches: list) -> list[str]:
+    # Schema trees live as long as the codec, so their id is a stable cache key; the
+    # list itself is kept beside the classes so the id cannot be reused.
+    cached = _BRANCH_CLASSES.get(id(branches))
+    if cached is None or cached[0] is not branches:
+        cached = (branches, [_union_class(b) for b in branches])
+        _BRANCH_CLASSES[id(branches)] = cached
+    return cached[1]
+
+
 def _conform_union(branches: list, value: Any, path: str, from_json: bool, finite: bool) -> Any:
+    # The happy path tries only the branches of the value's own class (a float tries
+    # double before long), so a valid value costs no exception; anything else takes
+    # the slow path below, which words the error.
+    cls = _value_class(value)
+    classes = _branch_classes(branches)
+    candidates = [b for b, c in zip(branches, classes, strict=True) if c == cls]
+    if cls == "num" and isinstance(value, float) and len(candidates) > 1:
+        candidates.sort(key=lambda b: _base(b)[0] not in ("double", "float"))
+    for branch in candidates:
+        try:
+            return _conform(branch, value, path, from_json, finite)
+        except _Invalid:
+            pass
     errors = []
     for branch in branches:
         try:
