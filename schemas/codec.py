@@ -560,6 +560,16 @@ def _conform(node: Any, value: Any, path: str, from_json: bool, finite: bool) ->
             if not isinstance(value, Mapping):
                 raise _Invalid(path, f"must be an object (map), got {_describe(value)}")
             plain = _plain_types(kind["values"])
+            if float in plain and value:
+                # All-number feature maps, checked in C: one set of types, one sum
+                # (finite numbers whose sum is finite; else the per-value check below).
+                values = value.values()
+                if (
+                    set(map(type, values)) == {float}
+                    and all(map(str.__instancecheck__, value))  # every key a str
+                    and (not finite or math.isfinite(sum(values)))
+                ):
+                    return dict(value)
             out = {}
             for k, v in value.items():
                 if not isinstance(k, str):
@@ -817,8 +827,19 @@ def _conform_record(node: dict, value: Any, path: str, from_json: bool, finite: 
     for f in node["fields"]:
         name = f["name"]
         if name in value:
+            v = value[name]
+            vt = type(v)
+            # As in maps: a value of exactly an accepted plain type needs no full check.
+            if (
+                vt in _plain_types(f["type"])
+                and (vt is not float or not finite or math.isfinite(v))
+                and (vt is not str or v.isascii())
+                and (vt is not int or _LONG_MIN <= v <= _LONG_MAX)
+            ):
+                out[name] = v
+                continue
             sub = f"{path}.{name}" if path else name
-            out[name] = _conform(f["type"], value[name], sub, from_json, finite)
+            out[name] = _conform(f["type"], v, sub, from_json, finite)
         elif "default" in f:
             out[name] = _default_value(f["type"], f["default"])
         else:
@@ -828,6 +849,10 @@ def _conform_record(node: dict, value: Any, path: str, from_json: bool, finite: 
 
 def _default_value(node: Any, default: Any) -> Any:
     """The Python value of a field's default (a union's default belongs to its first branch)."""
+    if default is None or type(default) in (str, bool):
+        return default  # immutable: no copy needed (the common case, on every message)
+    if default == {} or default == []:
+        return type(default)()
     kind, _ = _base(node)
     if isinstance(kind, list):
         kind, _ = _base(kind[0])
