@@ -74,7 +74,7 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Consumer, Message, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
-from streams.config import FIELDS, Settings, load_settings  # noqa: E402
+from streams.config import Settings, load_settings, settings_env  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(10)]
 MODEL = "bench"
@@ -205,19 +205,6 @@ def assign_at_end(consumer: Consumer, topic: str) -> None:
         _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
         parts.append(TopicPartition(topic, p, high))
     consumer.assign(parts)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as LASTMILE_* variables, for a worker started as a process."""
-    env = {}
-    for name in FIELDS:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        env[f"LASTMILE_{name.upper()}"] = (
-            orjson.dumps(value).decode() if isinstance(value, dict) else str(value)
-        )
-    return env
 
 
 # -- child processes ------------------------------------------------------------------------

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from monitors.events import AlertEvent
-from streams.config import ConfigError, Settings, load_settings
+from streams.config import ConfigError, Settings, settings_from_context
 from streams.tables import echo_rows
 
 COLUMNS = [
@@ -49,65 +48,24 @@ class AlertsGroup(click.Group):
             raise
 
 
-def _settings(ctx: click.Context) -> Settings:
-    """Settings given by the caller (``obj=Settings`` or ``obj={"settings": ...}``) or loaded."""
-    obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
-        return obj
-    if isinstance(obj, Mapping) and isinstance(obj.get("settings"), Settings):
-        return obj["settings"]
-    return load_settings()
-
-
 def read_alerts(settings: Settings, timeout: float = 30.0) -> list[dict[str, Any]]:
     """Every committed Alert record of ``settings.topic_alerts``, oldest first (by the
     alert's time, then partition and offset). A record that does not decode is skipped
     with a line on stderr.
     """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
-
     from schemas.codec import Codec, DecodeError
+    from streams.topics import read_to_end
 
     topic = settings.topic_alerts
     codec = Codec.from_settings(settings)
-    consumer = Consumer(
-        settings.consumer_config(
-            f"lastmile-alerts-cli-{uuid.uuid4().hex[:8]}",
-            **{"enable.partition.eof": True, "isolation.level": "read_committed"},
-        )
-    )
     out: list[tuple[int, int, int, dict[str, Any]]] = []
-    try:
-        meta = consumer.list_topics(topic, timeout=10.0).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return []
-        parts = []
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
-            if high > low:
-                parts.append(TopicPartition(topic, p, low))
-        if not parts:
-            return []
-        consumer.assign(parts)
-        pending = {tp.partition for tp in parts}
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took more than {timeout:.0f} s")
-            for msg in consumer.consume(1000, 0.2):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    continue
-                try:
-                    record = codec.decode(msg.value(), msg.headers(), "Alert", topic)
-                except DecodeError as e:
-                    click.echo(f"skipping {topic}/{msg.partition()}@{msg.offset()}: {e}", err=True)
-                    continue
-                out.append((record["ts"], msg.partition(), msg.offset(), record))
-    finally:
-        consumer.close()
+    for msg in read_to_end(settings, topic, timeout=timeout):
+        try:
+            record = codec.decode(msg.value(), msg.headers(), "Alert", topic)
+        except DecodeError as e:
+            click.echo(f"skipping {topic}/{msg.partition()}@{msg.offset()}: {e}", err=True)
+            continue
+        out.append((record["ts"], msg.partition(), msg.offset(), record))
     out.sort(key=lambda t: t[:3])
     return [r for *_, r in out]
 
@@ -154,7 +112,7 @@ def alerts_group() -> None:
 @click.pass_context
 def list_command(ctx: click.Context, firing: bool, model: str | None, as_json: bool) -> None:
     """Alerts from monitor.alerts, oldest first (times are window ends, UTC)."""
-    records = read_alerts(_settings(ctx))
+    records = read_alerts(settings_from_context(ctx))
     if model is not None:
         records = [r for r in records if r["model"] == model]
     if firing:
@@ -206,7 +164,7 @@ def fire_test_command(
     from monitors.notify import WebhookSink
     from streams.monitor_role import MonitorSettings, alert_to_avro
 
-    settings = _settings(ctx)
+    settings = settings_from_context(ctx)
     options = MonitorSettings.from_settings(settings)
     sinks = options.sinks(webhooks)
     now = time.time()

@@ -266,6 +266,39 @@ class Settings:
         return f"{'https' if p['secure'] else 'http'}://{p['host']}:{p['port']}"
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every set value as a ``LASTMILE_*`` variable: how a process started by lastmile
+    (a worker, a test's subprocess) gets exactly these settings.
+
+    >>> settings_env(load_settings(env={}, toml_path=None, kafka_port=19092))["LASTMILE_KAFKA_PORT"]
+    '19092'
+    """
+    env = {}
+    for name in FIELDS:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        env[f"{ENV_PREFIX}{name.upper()}"] = (
+            json.dumps(value) if isinstance(value, dict) else str(value)
+        )
+    return env
+
+
+def settings_from_context(ctx: Any) -> Settings:
+    """The settings of a click command: those the caller passed (``obj=Settings`` or
+    ``obj={"settings": Settings}``, as tests and ``lastmile up`` do), else loaded."""
+    root = ctx.find_root()
+    obj = root.obj
+    if isinstance(obj, Settings):
+        return obj
+    if isinstance(obj, Mapping) and isinstance(obj.get("settings"), Settings):
+        return obj["settings"]
+    settings = load_settings()
+    if obj is None:
+        root.obj = {"settings": settings}
+    return settings
+
+
 def prefixed_env(settings: Settings, prefix: str) -> dict[str, str]:
     """The settings named ``<prefix>_*`` as ``LASTMILE_<PREFIX>_*`` variables: for a role
     whose options class parses variables, so a value from lastmile.toml reaches it too."""

@@ -26,7 +26,7 @@ import click
 import orjson
 
 from schemas.codec import TOPIC_SCHEMAS, Codec, DecodeError
-from streams.config import Settings, load_settings
+from streams.config import Settings, settings_from_context
 from streams.deadletters import HEADER_REPLAYS, HEADER_TRUNCATED
 
 __all__ = ["produce", "tail", "dlq", "resolve_topic", "read_topic"]
@@ -41,15 +41,6 @@ DEFAULT_KEY_FIELDS = {
     "alerts": ("model",),
     "dlq": (),
 }
-
-
-def _settings(ctx: click.Context) -> Settings:
-    obj = ctx.find_object(Settings)
-    if obj is not None:
-        return obj
-    if isinstance(ctx.obj, dict) and isinstance(ctx.obj.get("settings"), Settings):
-        return ctx.obj["settings"]
-    return load_settings()
 
 
 def resolve_topic(settings: Settings, name: str) -> tuple[str, str | None]:
@@ -172,7 +163,7 @@ def produce(
     """
     from confluent_kafka import Producer
 
-    settings = _settings(ctx)
+    settings = settings_from_context(ctx)
     topic, role = resolve_topic(settings, topic_name)
     schema_name = _schema_name(role, schema)
     if schema_name is None and not (raw_json and no_validate):
@@ -419,7 +410,7 @@ def tail(
       lastmile tail requests --from-beginning -n 5 --meta
       lastmile tail scoring.outcomes --follow
     """
-    settings = _settings(ctx)
+    settings = settings_from_context(ctx)
     topic, role = resolve_topic(settings, topic_name)
     codec = Codec.from_settings(settings)
     schema_name = _schema_name(role, schema)
@@ -640,7 +631,7 @@ def dlq_tail(
        "error_type": "undecodable", "error": "truncated Avro: ...", "source": {"topic":
        "scoring.requests", "partition": 1, "offset": 1041, ...}, "value": "base64:EHItMDAw", ...}
     """
-    settings = _settings(ctx)
+    settings = settings_from_context(ctx)
     codec = Codec.from_settings(settings)
     recent: deque[str] = deque(maxlen=count)
     live = False
@@ -734,7 +725,7 @@ def dlq_replay(
     """
     from confluent_kafka import Producer
 
-    settings = _settings(ctx)
+    settings = settings_from_context(ctx)
     codec = Codec.from_settings(settings)
     offset_specs = parse_offsets(offsets)
     since_ms = parse_since(since) if since else None

@@ -14,14 +14,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from streams.config import ConfigError, Settings, load_settings
+from streams.config import ConfigError, settings_from_context
 from streams.control import ControlError, ControlEvent, ControlPlane, ModelState
 from streams.registry import ModelVersion, Registry, RegistryError
 from streams.tables import echo_rows, format_table
@@ -47,32 +47,17 @@ class ModelsGroup(click.Group):
             raise
 
 
-def _settings(ctx: click.Context) -> Settings:
-    """Settings given by the caller (``obj=Settings`` or ``obj={"settings": ...}``) or loaded."""
-    root = ctx.find_root()
-    obj = root.obj
-    if isinstance(obj, Settings):
-        return obj
-    if isinstance(obj, Mapping) and isinstance(obj.get("settings"), Settings):
-        return obj["settings"]
-    settings = load_settings()
-    if not isinstance(obj, dict):
-        root.obj = {}
-    root.obj["settings"] = settings
-    return settings
-
-
 def _plane(ctx: click.Context) -> ControlPlane:
     no_publish = False
     node: click.Context | None = ctx
     while node is not None:  # the flag lives on this group, wherever it is mounted
         no_publish = no_publish or bool(node.params.get("no_publish"))
         node = node.parent
-    return ControlPlane(_settings(ctx), publish=not no_publish)
+    return ControlPlane(settings_from_context(ctx), publish=not no_publish)
 
 
 def _registry(ctx: click.Context) -> Registry:
-    return Registry.from_settings(_settings(ctx))
+    return Registry.from_settings(settings_from_context(ctx))
 
 
 @click.group(cls=ModelsGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -61,7 +61,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from monitors.aggregate import PredictionBatch, PredictionSketch
 from monitors.detectors import DETECTORS, DetectorBank, make_detector, prediction_error
@@ -1144,24 +1144,9 @@ def _float(value: Any) -> float | None:
 
 def ensure_state_topic(settings: Settings, topic: str, timeout: float = 15.0) -> None:
     """Create the compacted state topic (one partition) when it does not exist."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from streams.topics import compacted_topic, create_missing
 
-    admin = AdminClient(settings.kafka_config())
-    if topic in admin.list_topics(timeout=timeout).topics:
-        return
-    spec = NewTopic(
-        topic,
-        num_partitions=1,
-        replication_factor=settings.topic_replication,
-        config={"cleanup.policy": "compact"},
-    )
-    for future in admin.create_topics([spec], request_timeout=timeout).values():
-        try:
-            future.result(timeout)
-        except KafkaException as err:
-            if "TOPIC_ALREADY_EXISTS" not in str(err):
-                raise
+    create_missing(settings, [compacted_topic(settings, topic)], timeout)
 
 
 def read_snapshot(
@@ -1172,45 +1157,15 @@ def read_snapshot(
     Reads every partition from the start to its end under ``read_committed``: chunks of
     an aborted transaction are never seen, so what is read was committed with its outputs.
     """
-    consumer = Consumer(
-        settings.consumer_config(
-            f"{group}-restore",
-            **{"enable.partition.eof": True, "isolation.level": "read_committed"},
-        )
-    )
+    from streams.topics import read_to_end
+
     prefix = f"{group}/".encode()
     reader = SnapshotReader()
-    try:
-        meta = consumer.list_topics(topic, timeout=10.0).topics.get(topic)
-        if meta is None or meta.error is not None or not meta.partitions:
-            return None
-        parts = []
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
-            if high > low:
-                parts.append(TopicPartition(topic, p, low))
-        if not parts:
-            return None
-        consumer.assign(parts)
-        pending = {tp.partition for tp in parts}
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took more than {timeout:.0f} s")
-            for msg in consumer.consume(1000, 0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                    else:
-                        log.warning("monitor: reading %s: %s", topic, err)
-                    continue
-                key = msg.key() or b""
-                if key.startswith(prefix) and key[len(prefix) :].isdigit():
-                    reader.add(int(key[len(prefix) :]), msg.value())
-        return reader.result()
-    finally:
-        consumer.close()
+    for msg in read_to_end(settings, topic, f"{group}-restore", timeout):
+        key = msg.key() or b""
+        if key.startswith(prefix) and key[len(prefix) :].isdigit():
+            reader.add(int(key[len(prefix) :]), msg.value())
+    return reader.result()
 
 
 # -- the lane -------------------------------------------------------------------------------

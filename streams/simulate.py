@@ -49,6 +49,7 @@ from typing import Any
 import click
 import orjson
 
+from streams.config import settings_from_context
 from streams.registry import label_str
 
 STREAMS = ("agrawal", "sea", "hyperplane")
@@ -515,17 +516,6 @@ def produce_simulation(
 # -- commands ------------------------------------------------------------------------------
 
 
-def _settings_from(ctx: click.Context) -> Any:
-    from streams.config import Settings, load_settings
-
-    obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
-        return obj
-    if isinstance(obj, Mapping) and isinstance(obj.get("settings"), Settings):
-        return obj["settings"]
-    return load_settings()
-
-
 @click.command("simulate")
 @click.option("--model", default="fraud", show_default=True, help="Model name in the requests.")
 @click.option(
@@ -620,7 +610,7 @@ def simulate_command(
     """
     if not 0.0 <= bad_fraction <= 1.0:
         raise click.BadParameter("must be within [0, 1]", param_hint="--bad-fraction")
-    settings = _settings_from(ctx)
+    settings = settings_from_context(ctx)
     try:
         summary = produce_simulation(
             settings,
@@ -718,7 +708,7 @@ def demo_models_command(
     from streams.control import ControlPlane
     from streams.registry import ModelNotFoundError, RegistryError
 
-    settings = _settings_from(ctx)
+    settings = settings_from_context(ctx)
     try:
         with ControlPlane(settings, publish=not no_publish) as plane:
             for name, stream in DEMO_MODELS.items():

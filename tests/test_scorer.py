@@ -16,9 +16,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas.codec import Codec
-from streams.config import Settings
+from streams.config import Settings, settings_env
 from streams.control import ControlPlane
-from streams.processes import wait_for
+from streams.processes import free_port, wait_for
 from streams.scorer import ScorerLane
 from streams.simulate import simulated_events, train_demo_model
 from streams.topics import ensure_topics
@@ -272,7 +272,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, tmp_path: Path) 
             ids.append(event.request_id)
     producer.flush(30)
 
-    env = {**os.environ, **settings_env(settings)}
+    env = worker_env(settings)
     worker = [sys.executable, "-m", "streams.cli", "worker", "--roles", "scorer"]
     log_path = tmp_path / "worker.log"
     progress = []
@@ -311,35 +311,6 @@ def produced_so_far(settings: Settings) -> int:
     return total
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as LASTMILE_* variables, for a worker started as a process."""
-    from streams.config import FIELDS
-
-    env = {}
-    for name in FIELDS:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        env[f"LASTMILE_{name.upper()}"] = (
-            orjson.dumps(value).decode() if isinstance(value, dict) else str(value)
-        )
-    env["LASTMILE_WEB_PORT"] = str(__import__("streams.processes").processes.free_port())
-    return env
-
-
-def test_a_huge_bad_message_is_dead_lettered_truncated_and_scoring_goes_on(stack) -> None:
-    settings, control = stack
-    control.promote("m", register(control, "m", 0.0))
-    producer = Producer(settings.producer_config(**{"message.max.bytes": 4_000_000}))
-    huge = b'{"request_id": "' + b"x" * 2_000_000 + b'"}'
-    producer.produce(settings.topic_requests, huge, b"huge")
-    assert producer.flush(30) == 0
-    produce_requests(settings, 50)
-    lane = run_lane(settings)
-    try:
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 50)
-        letters = read_all(settings, settings.topic_dlq, "DeadLetter", 1)
-    finally:
-        lane.stop()
-    assert len(predictions) == 50 and len(letters) == 1
-    assert "truncated" in letters[0]["error"] and len(letters[0]["original_value"]) < 1_000_000
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process running with these settings."""
+    return {**os.environ, **settings_env(settings), "LASTMILE_WEB_PORT": str(free_port())}
