@@ -9,10 +9,10 @@ PYTEST_ARGS ?=
 
 # The first Python 3.11+ on PATH.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { command -v $$p; break; }; done)
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install clean bench chromium
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "lastmile needs Python 3.11 or newer on PATH" >&2; exit 1; }
@@ -25,7 +25,15 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/lastmile up --demo
 
-test: $(VENV)/.installed
+# The dashboard's end-to-end test drives headless Chromium (Debian's package).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the dashboard's browser test" >&2; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing (apt-get install chromium): the browser test will be skipped" >&2; fi
+
+test: $(VENV)/.installed chromium
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -37,11 +37,18 @@ def _monitor(settings: Settings) -> BatchLane:
     return monitor_lane(settings)
 
 
+def _sink(settings: Settings) -> BatchLane:
+    from streams.sink import sink_lane
+
+    return sink_lane(settings)
+
+
 # Role name -> factory of its lane. Roles are imported lazily so a worker pays only
 # for the roles it runs.
 ROLES: dict[str, RoleFactory] = {
     "scorer": _scorer,
     "monitor": _monitor,
+    "sink": _sink,
 }
 
 

@@ -72,7 +72,10 @@ def config_command(as_json: bool, docs: bool) -> None:
     metavar="ROLE[,ROLE]",
     help="Roles to run, one worker process each (default: all; '' for none).",
 )
-def up_command(demo: bool, roles: str | None) -> None:
+@click.option(
+    "--dashboard/--no-dashboard", default=True, show_default=True, help="Serve the dashboard."
+)
+def up_command(demo: bool, roles: str | None, dashboard: bool) -> None:
     """Run the embedded stack in the foreground until Ctrl-C.
 
     Starts the Kafka-compatible broker and the ClickHouse store on 127.0.0.1
@@ -88,7 +91,7 @@ def up_command(demo: bool, roles: str | None) -> None:
     chosen = list(ROLES) if roles is None else (parse_roles(roles) if roles else [])
     if demo:
         _register_demo_models(settings)
-    stack = Stack(settings, roles=chosen, demo=demo, on_event=click.echo)
+    stack = Stack(settings, roles=chosen, demo=demo, dashboard=dashboard, on_event=click.echo)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -109,7 +112,7 @@ def up_command(demo: bool, roles: str | None) -> None:
 
 @main.command("init")
 def init_command() -> None:
-    """Create the topics (and, once the sink exists, the ClickHouse tables). Idempotent.
+    """Create the topics and the ClickHouse tables (migrations). Idempotent.
 
     Run it once against real servers before the first worker starts; `lastmile up`
     does it by itself for the embedded stack.
@@ -119,6 +122,11 @@ def init_command() -> None:
     settings = load_settings()
     created = ensure_topics(settings)
     click.echo(f"topics: created {', '.join(created)}" if created else "topics: all exist")
+    from streams.db import ensure_schema
+
+    applied = ensure_schema(settings)
+    names = ", ".join(m.name for m in applied)
+    click.echo(f"clickhouse: applied {names}" if applied else "clickhouse: schema up to date")
 
 
 @main.command("worker")
@@ -126,7 +134,7 @@ def init_command() -> None:
     "--roles",
     default="",
     metavar="ROLE[,ROLE]",
-    help="Roles to run (default: all). Known: scorer, monitor.",
+    help="Roles to run (default: all). Known: scorer, monitor, sink.",
 )
 @click.option("--web-port", type=int, default=None, help="Faust web port (default: web_port).")
 def worker_command(roles: str, web_port: int | None) -> None:
@@ -179,8 +187,10 @@ def status_command(as_json: bool) -> None:
 
 
 def _add_commands() -> None:
+    from dashboard.cli import dashboard
     from schemas.cli import schemas
     from streams.alerts_cli import alerts_group
+    from streams.db import db_group
     from streams.messages_cli import dlq, produce, tail
     from streams.models_cli import models
     from streams.simulate import demo_models_command, simulate_command
@@ -192,6 +202,8 @@ def _add_commands() -> None:
         dlq,
         schemas,
         alerts_group,
+        db_group,
+        dashboard,
         simulate_command,
         demo_models_command,
     ):

@@ -116,6 +116,19 @@ class Settings:
 
     log_level: str = _field("INFO", "Log level of every lastmile process.")
 
+    # ClickHouse and the sink
+    retention_days: int = _field(30, "Days of data ClickHouse keeps (TTL); 0 keeps everything.")
+    sink_batch_rows: int = _field(50_000, "Most messages one sink insert takes from a partition.")
+    sink_batch_seconds: float = _field(1.0, "Longest a consumed message waits for its insert.")
+    sink_buffer_rows: int = _field(
+        200_000, "Buffered messages at which the sink pauses consuming (memory bound)."
+    )
+    sink_buffer_bytes: int = _field(128 << 20, "Buffered bytes at which the sink pauses.")
+    sink_insert_threads: int = _field(4, "Concurrent inserts (one ClickHouse client each).")
+    sink_max_backoff_s: float = _field(5.0, "Longest wait between two tries of a failed insert.")
+    sink_status_every_s: float = _field(10.0, "How often the sink writes its row of sink_status.")
+    sink_group_id: str = _field("lastmile-sink", "Consumer group of the sink.")
+
     # The monitor role (durations as seconds or 30s / 10m / 1h; lists comma-separated)
     monitor_window: str = _field("60s", "Monitor window size, in event time.")
     monitor_step: str | None = _field(
@@ -349,6 +362,10 @@ def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
             if "port" in name and not 0 < value < 65536:
                 raise ValueError("a port is between 1 and 65535")
             return value
+        if annotation.startswith("float"):
+            if isinstance(raw, bool):
+                raise ValueError("expected a number")
+            return float(raw)
         if annotation.startswith("Path"):
             return Path(os.path.expanduser(str(raw)))
         text = str(raw)

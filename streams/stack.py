@@ -78,12 +78,15 @@ class Stack:
 
     roles: list[str] = field(default_factory=list)
     demo: bool = False
+    dashboard: bool = False
 
     def __post_init__(self) -> None:
         if not self.services:
             self.services = embedded_services(self.settings) + role_services(
                 self.settings, self.roles
             )
+            if self.dashboard:
+                self.services.append(dashboard_service(self.settings))
             if self.demo:
                 self.services += demo_services(self.settings)
 
@@ -184,7 +187,14 @@ def embedded_services(settings: Settings) -> list[Service]:
             ready=lambda: clickhouse_ready(settings),
             log_path=logs / "clickhouse.log",
         )
-        services.append(Service(store, f"http://127.0.0.1:{settings.clickhouse_port}", 60.0))
+        services.append(
+            Service(
+                store,
+                f"http://127.0.0.1:{settings.clickhouse_port}",
+                60.0,
+                lambda: prepare_clickhouse(settings),
+            )
+        )
     return services
 
 
@@ -203,6 +213,27 @@ def prepare_kafka(settings: Settings) -> None:
         announced = plane.announce()
     if announced:
         log.info("announced %d model(s) from the registry", len(announced))
+
+
+def prepare_clickhouse(settings: Settings) -> None:
+    """Apply the migrations: the dashboard and the sink find their tables."""
+    from streams.db import ensure_schema
+
+    applied = ensure_schema(settings)
+    if applied:
+        log.info("applied migrations %s", ", ".join(m.name for m in applied))
+
+
+def dashboard_service(settings: Settings) -> Service:
+    """The Streamlit dashboard, bound to ``dashboard_host:dashboard_port``."""
+    url = f"http://{settings.dashboard_host}:{settings.dashboard_port}"
+    dashboard = ManagedProcess(
+        "dashboard",
+        lastmile_command("dashboard"),
+        ready=lambda: http_ready(f"{url}/_stcore/health"),
+        log_path=settings.data_dir / "logs" / "dashboard.log",
+    )
+    return Service(dashboard, url, 90.0)
 
 
 def lastmile_command(*args: str) -> list[str]:

@@ -19,8 +19,9 @@ LASTMILE = {name: s for name, s in SERVICES.items() if s.get("image", "").starts
 
 
 def test_the_stack_has_kafka_clickhouse_every_role_and_the_dashboard() -> None:
-    # The sink, learner, monitor and dashboard join as their roles land.
-    assert {"kafka", "clickhouse", "init", "scorer"} <= set(SERVICES)
+    assert {"kafka", "clickhouse", "init", "scorer", "sink", "monitor", "dashboard"} <= set(
+        SERVICES
+    )
     assert (ROOT / "Dockerfile").exists()
     assert all(s.get("build") == "." for s in LASTMILE.values())
 
@@ -84,6 +85,16 @@ def test_roles_wait_for_healthy_servers_and_the_init_job() -> None:
             assert depends["clickhouse"]["condition"] == "service_healthy"
         else:
             assert depends["init"]["condition"] == "service_completed_successfully"
+
+
+def test_dashboard_is_published_on_loopback_only() -> None:
+    ports = SERVICES["dashboard"]["ports"]
+    assert all(p.startswith("127.0.0.1:") for p in ports)
+    settings = load_settings(
+        env={k: _substitute(str(v)) for k, v in SERVICES["dashboard"]["environment"].items()},
+        toml_path=None,
+    )
+    assert ports[0].rsplit(":", 1)[1] == str(settings.dashboard_port)
 
 
 def _substitute(value: str) -> str:

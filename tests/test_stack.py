@@ -25,6 +25,7 @@ def stack_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         LASTMILE_DATA_DIR=str(tmp_path / "data"),
         LASTMILE_KAFKA_PORT=str(free_port()),
         LASTMILE_CLICKHOUSE_PORT=str(free_port()),
+        LASTMILE_DASHBOARD_PORT=str(free_port()),
         **extra,
     )
     return env
@@ -55,6 +56,7 @@ def test_up_runs_the_stack_restarts_a_dead_child_and_stops_everything(tmp_path: 
         assert rows["kafka"]["state"] == "up" and rows["kafka"]["kind"] == "embedded"
         assert rows["clickhouse"]["state"] == "up"
         assert rows["scorer"]["state"] == "up"
+        assert rows["dashboard"]["state"] == "up"
 
         state = json.loads((tmp_path / "data" / "stack.json").read_text())
         pids = {s["name"]: s["pid"] for s in state["services"]}
@@ -81,7 +83,11 @@ def test_port_in_use_fails_in_one_line_and_leaves_nothing_running(tmp_path: Path
         taken.bind(("127.0.0.1", int(env["LASTMILE_CLICKHOUSE_PORT"])))
         taken.listen()
         result = subprocess.run(
-            [*LASTMILE, "up"], env=env, capture_output=True, text=True, timeout=120
+            [*LASTMILE, "up", "--no-dashboard"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert result.returncode == 1
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("lastmile:")]
@@ -108,7 +114,7 @@ def test_external_servers_mean_no_embedded_ones(tmp_path: Path, broker, clickhou
         LASTMILE_KAFKA_BOOTSTRAP=broker.bootstrap,
         LASTMILE_CLICKHOUSE_URL=f"{clickhouse.url}/lastmile",
     )
-    process, out = start_up(env, tmp_path, "--roles", "")
+    process, out = start_up(env, tmp_path, "--roles", "", "--no-dashboard")
     try:
         assert wait_for(lambda: "lastmile: up" in out.read_text(), 60), out.read_text()
         time.sleep(0.5)
