@@ -314,3 +314,21 @@ def produced_so_far(settings: Settings) -> int:
 def worker_env(settings: Settings) -> dict[str, str]:
     """The environment of a worker process running with these settings."""
     return {**os.environ, **settings_env(settings), "LASTMILE_WEB_PORT": str(free_port())}
+
+
+def test_a_huge_bad_message_is_dead_lettered_truncated_and_scoring_goes_on(stack) -> None:
+    settings, control = stack
+    control.promote("m", register(control, "m", 0.0))
+    producer = Producer(settings.producer_config(**{"message.max.bytes": 4_000_000}))
+    huge = b'{"request_id": "' + b"x" * 2_000_000 + b'"}'
+    producer.produce(settings.topic_requests, huge, b"huge")
+    assert producer.flush(30) == 0
+    produce_requests(settings, 50)
+    lane = run_lane(settings)
+    try:
+        predictions = read_all(settings, settings.topic_predictions, "Prediction", 50)
+        letters = read_all(settings, settings.topic_dlq, "DeadLetter", 1)
+    finally:
+        lane.stop()
+    assert len(predictions) == 50 and len(letters) == 1
+    assert "truncated" in letters[0]["error"] and len(letters[0]["original_value"]) < 1_000_000
