@@ -43,12 +43,19 @@ def _sink(settings: Settings) -> BatchLane:
     return sink_lane(settings)
 
 
+def _learner(settings: Settings) -> BatchLane:
+    from streams.learner import learner_lane
+
+    return learner_lane(settings)
+
+
 # Role name -> factory of its lane. Roles are imported lazily so a worker pays only
 # for the roles it runs.
 ROLES: dict[str, RoleFactory] = {
     "scorer": _scorer,
     "monitor": _monitor,
     "sink": _sink,
+    "learner": _learner,
 }
 
 

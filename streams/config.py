@@ -129,6 +129,38 @@ class Settings:
     sink_status_every_s: float = _field(10.0, "How often the sink writes its row of sink_status.")
     sink_group_id: str = _field("lastmile-sink", "Consumer group of the sink.")
 
+    # The learner role (durations as seconds or 30s / 10m / 1h / 7d)
+    learner_policy: str = _field(
+        "challenger", "What a snapshot becomes: auto (champion if better), challenger, manual."
+    )
+    learner_snapshot_every: int = _field(100_000, "Learned outcomes between two snapshots.")
+    learner_snapshot_interval: str = _field("1h", "Or wall time between two snapshots.")
+    learner_join_ttl: str = _field("7d", "How long a prediction waits for its outcome.")
+    learner_outcome_wait: str = _field(
+        "10m", "How long an early outcome waits for its prediction, then a dead letter."
+    )
+    learner_join_capacity: int = _field(250_000, "Waiting predictions per partition.")
+    learner_outcome_capacity: int = _field(100_000, "Waiting outcomes per partition.")
+    learner_window: int = _field(1000, "Outcomes per prequential rolling metric.")
+    learner_metrics_every: int = _field(1000, "Outcomes between two metric publications.")
+    learner_metrics_interval: str = _field("60s", "Or wall time between two publications.")
+    learner_checkpoint_interval: str = _field("1s", "Time between two state checkpoints.")
+    learner_tick_interval: str = _field("1s", "Idle time before a partition's clock advances.")
+    learner_challenger_share: float = _field(
+        10.0, "Percent of traffic for a challenger snapshot when the model has no split."
+    )
+    learner_promote_margin: float = _field(0.0, "How much better auto needs a snapshot to be.")
+    learner_reference_rows: int = _field(1000, "Recent rows profiled as a snapshot's reference.")
+    learner_evaluate_champion: bool = _field(True, "Also score the frozen champion (prequential).")
+    learner_route: bool = _field(True, "Run the routing stage in this worker.")
+    learner_group: str = _field("lastmile-learner", "Consumer group of the learner.")
+    learner_repartition_topic: str | None = _field(
+        None, "Outcomes and predictions keyed by model. Unset: derived from topic_outcomes."
+    )
+    learner_state_topic: str | None = _field(
+        None, "The learner's changelog (compacted). Unset: derived from topic_outcomes."
+    )
+
     # The monitor role (durations as seconds or 30s / 10m / 1h; lists comma-separated)
     monitor_window: str = _field("60s", "Monitor window size, in event time.")
     monitor_step: str | None = _field(
