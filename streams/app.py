@@ -153,7 +153,8 @@ def create_app(settings: Settings, roles: list[str], web_port: int | None = None
             {
                 "pid": os.getpid(),
                 "roles": {
-                    r: {**lane.stats.as_dict(), **lane.details()} for r, lane in lanes.items()
+                    r: {**lane.stats.as_dict(), **getattr(lane, "details", dict)()}
+                    for r, lane in lanes.items()
                 },
             }
         )

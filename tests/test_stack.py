@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from streams.broker import broker_ready
@@ -41,7 +42,7 @@ def start_up(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subproces
 
 def test_up_runs_the_stack_restarts_a_dead_child_and_stops_everything(tmp_path: Path) -> None:
     env = stack_env(tmp_path, LASTMILE_WEB_PORT=str(free_port()))
-    process, out = start_up(env, tmp_path, "--roles", "scorer")
+    process, out = start_up(env, tmp_path, "--roles", "scorer,sink")
     try:
         assert wait_for(lambda: "lastmile: up" in out.read_text(), 120), out.read_text()
         text = out.read_text()
@@ -57,6 +58,10 @@ def test_up_runs_the_stack_restarts_a_dead_child_and_stops_everything(tmp_path: 
         assert rows["clickhouse"]["state"] == "up"
         assert rows["scorer"]["state"] == "up"
         assert rows["dashboard"]["state"] == "up"
+        for role in ("scorer", "sink"):
+            page = httpx.get(rows[role]["where"], timeout=10)
+            assert page.status_code == 200, page.text
+            assert role in page.json()["roles"]
 
         state = json.loads((tmp_path / "data" / "stack.json").read_text())
         pids = {s["name"]: s["pid"] for s in state["services"]}
