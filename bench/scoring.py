@@ -61,6 +61,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -840,10 +841,8 @@ def _transactions(settings: Settings, consumer: Consumer, outputs: list[list[Any
                   ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The lane's delivery of ``outputs``: seconds per step over all batches, and ms per
     step of small transactions."""
-    from streams.lane import transactional_id
-
     producer = Producer(settings.producer_config(**{
-        "transactional.id": transactional_id("bench-profile"), "client.id": "bench-profile",
+        "transactional.id": f"bench-profile-{uuid.uuid4().hex}", "client.id": "bench-profile",
     }))
     try:
         producer.init_transactions(30)

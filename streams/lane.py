@@ -16,15 +16,17 @@ Either way an offset is committed only after what it produced is durable.
 
 from __future__ import annotations
 
+import fcntl
 import gc
+import itertools
 import logging
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import IO, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
@@ -76,10 +78,59 @@ class LaneStats:
         }
 
 
-def transactional_id(name: str) -> str:
-    """A transactional.id unique to this process; consumer-group fencing (KIP-447)
-    stops zombies, so it need not survive restarts."""
-    return f"lastmile-{name}-{socket.gethostname()}-{os.getpid()}"
+class TransactionalSlot:
+    """A ``transactional.id`` that a restarted worker takes over but two live lanes never
+    share.
+
+    A producer killed inside a transaction leaves it open. Kafka aborts it after
+    ``transaction.timeout.ms``; the embedded broker (Tansu) never does, and its
+    read_committed readers stop at the open transaction for good, until a producer with
+    the *same* id calls ``init_transactions`` and so fences the dead one. So each lane
+    claims the lowest free slot of its group: an ``flock`` on a file under
+    ``<data_dir>/transactions``, which the OS releases when the process dies. The
+    worker restarted in its place claims the same slot, and the same id.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> first = TransactionalSlot(folder, "lastmile-scorer")
+    >>> second = TransactionalSlot(folder, "lastmile-scorer")
+    >>> first.claim()[-2:], second.claim()[-2:]
+    ('-0', '-1')
+    >>> first.release()
+    >>> TransactionalSlot(folder, "lastmile-scorer").claim()[-2:]
+    '-0'
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.folder = folder
+        self.name = name
+        self._file: IO[bytes] | None = None
+        self.id: str | None = None
+
+    def claim(self) -> str:
+        """Lock the lowest free slot and return its transactional.id."""
+        if self.id is not None:
+            return self.id
+        self.folder.mkdir(parents=True, exist_ok=True)
+        host = socket.gethostname()
+        for slot in itertools.count():
+            handle = (self.folder / f"{self.name}-{host}-{slot}.lock").open("ab")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            self._file = handle
+            self.id = f"{self.name}-{host}-{slot}"
+            return self.id
+        raise AssertionError("unreachable")
+
+    def release(self) -> None:
+        """Free the slot (the lane's producer is closed by now)."""
+        if self._file is not None:
+            self._file.close()  # closing drops the flock
+            self._file = None
+            self.id = None
 
 
 class BatchLane:
@@ -117,6 +168,9 @@ class BatchLane:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.failed = False
+        self.slot = TransactionalSlot(
+            settings.data_dir / "transactions", f"{self.group_id}-{name}"
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -146,7 +200,7 @@ class BatchLane:
         )
         producer_conf = self.settings.producer_config()
         if self.exactly_once:
-            producer_conf["transactional.id"] = transactional_id(self.name)
+            producer_conf["transactional.id"] = self.slot.claim()
         consumer = Consumer(consumer_conf)
         producer = Producer(producer_conf)
         if self.exactly_once:
@@ -166,6 +220,7 @@ class BatchLane:
         try:
             consumer, producer = self._clients()
         except Exception as err:
+            self.slot.release()
             self._fail(err)
             return
         self.consumer, self.producer = consumer, producer
@@ -294,6 +349,7 @@ class BatchLane:
             producer.flush(10)
         finally:
             consumer.close()
+            self.slot.release()
 
 
 def _abortable(err: KafkaException) -> bool:
