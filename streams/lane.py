@@ -23,6 +23,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,12 @@ from typing import IO, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from streams.config import Settings
+from streams.takeover import TAG_HEADER, InFlight, SkipList, Transaction, left_visible
 
 log = logging.getLogger("lastmile.lane")
+
+# Messages per batch, and so per transaction, unless a role says otherwise.
+MAX_BATCH = 5000
 
 
 @dataclass(slots=True)
@@ -147,10 +152,11 @@ class BatchLane:
         topics: Sequence[str],
         handler: BatchHandler,
         group_id: str | None = None,
-        max_batch: int = 5000,
+        max_batch: int = MAX_BATCH,
         max_wait_s: float = 0.02,
         exactly_once: bool = True,
         on_assign: Callable[[list], None] | None = None,
+        skip_visible: bool = False,
     ) -> None:
         self.settings = settings
         self.name = name
@@ -171,6 +177,14 @@ class BatchLane:
         self.slot = TransactionalSlot(
             settings.data_dir / "transactions", f"{self.group_id}-{name}"
         )
+        # Outputs a function of their input alone: after taking over from a killed
+        # worker, skip what it left visible (streams/takeover.py).
+        self.skip_visible = skip_visible and exactly_once
+        self.journal: InFlight | None = None
+        self._skip: SkipList | None = None
+        self._owed: Transaction | None = None
+        self._incarnation = uuid.uuid4().hex[:8]
+        self._sequence = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -204,7 +218,10 @@ class BatchLane:
         consumer = Consumer(consumer_conf)
         producer = Producer(producer_conf)
         if self.exactly_once:
+            # Fences a killed predecessor that held this slot: its transaction ends here.
             producer.init_transactions(30)
+            if self.skip_visible:
+                self._take_over()
 
         def assigned(_consumer: Consumer, partitions: list) -> None:
             self._ready.set()
@@ -213,6 +230,24 @@ class BatchLane:
 
         consumer.subscribe(self.topics, on_assign=assigned)
         return consumer, producer
+
+    def _take_over(self) -> None:
+        """Find what the last holder of this slot left visible and was not finished."""
+        assert self.slot.id is not None
+        if self.journal is None:
+            self.journal = InFlight(self.slot.folder / f"{self.slot.id}.journal")
+        last = self.journal.last()
+        if last is None or last.done:
+            return
+        counts = left_visible(self.settings, last)
+        log.info(
+            "%s: took over an unfinished transaction; %d of its records are visible and "
+            "will not be sent again",
+            self.name,
+            sum(counts.values()),
+        )
+        self._owed = last
+        self._skip = SkipList(counts, last.last_offsets())
 
     def run(self) -> None:
         """Loop until :meth:`stop`. Delivery errors are retried; anything else marks the
@@ -281,6 +316,9 @@ class BatchLane:
                     raise
                 if self.exactly_once and _abortable(err):
                     producer.abort_transaction(30)
+                    if self.journal is not None:
+                        # The embedded broker shows an aborted transaction's records too.
+                        self._take_over()
                     self._rewind(consumer, messages)
                     return
                 time.sleep(delay)
@@ -310,14 +348,47 @@ class BatchLane:
         return failures
 
     def _transact(self, consumer: Consumer, producer: Producer, outputs: list[Output]) -> None:
+        positions = consumer.position(consumer.assignment())
         producer.begin_transaction()
+        if self.journal is not None:
+            outputs = self._journal_begin(outputs, positions)
         failures = self._produce_all(producer, outputs)
-        producer.send_offsets_to_transaction(
-            consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
-        )
+        producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
         if failures:
             raise KafkaException(failures[0])
+        if self.journal is not None:
+            self._journal_done(positions)
+
+    def _journal_begin(self, outputs: list[Output], positions: list) -> list[Output]:
+        """Record the transaction before it sends anything; its outputs, tagged, less
+        those a killed predecessor already made visible."""
+        assert self.journal is not None
+        self._sequence += 1
+        tag = f"{self._incarnation}:{self._sequence}"
+        ends: dict[str, dict[int, int]] = {}
+        for tp in positions:
+            if tp.offset >= 0:
+                ends.setdefault(tp.topic, {})[tp.partition] = tp.offset - 1
+        topics = sorted({out.topic for out in outputs})
+        record = Transaction([tag], int(time.time() * 1000), topics, ends)
+        self.journal.begin(record.including(self._owed))
+        skip = self._skip
+        header = (TAG_HEADER, tag.encode())
+        return [
+            Output(out.topic, out.value, out.key, [*(out.headers or ()), header])
+            for out in outputs
+            if not (skip and skip.take(out.topic, out.key))
+        ]
+
+    def _journal_done(self, positions: list) -> None:
+        assert self.journal is not None
+        self.journal.finish()
+        if self._skip is not None:
+            owned = {(tp.topic, tp.partition): tp.offset for tp in positions}
+            if not self._skip or self._skip.passed(owned):
+                self._skip = None
+                self._owed = None
 
     def _produce_then_commit(
         self,

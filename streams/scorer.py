@@ -227,6 +227,9 @@ class ScorerLane(BatchLane):
         self.table = ModelTable()
         self.watcher = ModelWatcher(settings, self.table)
         self.scorer = Scorer(settings, self.table, Registry.from_settings(settings))
+        # A prediction is a function of its request (and the champion): after a crash the
+        # replay skips what the killed worker left visible (streams/takeover.py).
+        lane_options.setdefault("skip_visible", True)
         super().__init__(settings, "scorer", [settings.topic_requests], self.scorer, **lane_options)
 
     def run(self) -> None:

@@ -16,16 +16,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streams.config import Settings, settings_env
 from streams.lane import BatchLane, Output
 from streams.topics import ensure_topics
 
 # A lane that echoes each request to the predictions topic and kills itself with
-# SIGKILL inside its `kill_at`-th transaction, once the records are on the broker and
-# the offsets are in the transaction, just before the commit.
+# SIGKILL inside its `kill_at`-th transaction, once its records are on the broker and
+# its offsets are in the transaction, just before the commit.
 DYING_WORKER = textwrap.dedent(
     """
     import os, signal, sys
@@ -35,25 +34,31 @@ DYING_WORKER = textwrap.dedent(
     from test_lane import Echo
 
     kill_at = int(sys.argv[1])
-    transactions = 0
+
+    class DyingProducer:
+        def __init__(self, producer):
+            self.producer, self.commits = producer, 0
+
+        def __getattr__(self, name):
+            return getattr(self.producer, name)
+
+        def commit_transaction(self, *args):
+            self.commits += 1
+            if self.commits == kill_at:
+                assert self.producer.flush(30) == 0  # every record is on the broker
+                os.kill(os.getpid(), signal.SIGKILL)
+            return self.producer.commit_transaction(*args)
 
     class Dying(BatchLane):
-        def _transact(self, consumer, producer, outputs):
-            global transactions
-            transactions += 1
-            if transactions < kill_at:
-                return super()._transact(consumer, producer, outputs)
-            producer.begin_transaction()
-            self._produce_all(producer, outputs)
-            assert producer.flush(30) == 0
-            producer.send_offsets_to_transaction(
-                consumer.position(consumer.assignment()),
-                consumer.consumer_group_metadata(), 30,
-            )
-            os.kill(os.getpid(), signal.SIGKILL)
+        def _clients(self):
+            consumer, producer = super()._clients()
+            return consumer, DyingProducer(producer)
 
     settings = load_settings()
-    lane = Dying(settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50)
+    lane = Dying(
+        settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
+        skip_visible=True,
+    )
     lane.run()
     """
 )
@@ -104,7 +109,10 @@ def kill_inside_a_transaction_then_take_over(settings: Settings, tmp_path: Path)
             [sys.executable, "-c", script, "3"], env=env, stderr=log, timeout=120
         )
     assert dead.returncode == -9, log_path.read_text()[-3000:]
-    lane = BatchLane(settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50)
+    lane = BatchLane(
+        settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
+        skip_visible=True,
+    )
     lane.start()
     try:
         values = read_committed(settings, settings.topic_predictions, REQUESTS, timeout=90)
@@ -127,15 +135,62 @@ def test_the_worker_taking_over_from_a_killed_one_is_not_stalled_and_loses_nothi
     assert missing == 0, f"{missing} requests have no output"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open defect (issue 4): the embedded broker (Tansu 0.6) makes a fenced "
-    "transaction's records visible (its Fetch never lists aborted transactions) and does "
-    "not commit its offsets, so the batch in flight is read twice. Kafka filters them.",
-)
 def test_a_batch_in_flight_when_its_worker_is_killed_is_read_once(
     fresh_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
+    """The embedded broker shows the fenced transaction's records and does not commit its
+    offsets; the replay skips what it showed (streams/takeover.py)."""
     values = kill_inside_a_transaction_then_take_over(fresh_settings(), tmp_path)
     repeated = {v: c for v, c in collections.Counter(values).items() if c > 1}
     assert not repeated, f"{len(repeated)} outputs seen more than once"
+
+
+class FailingOnce:
+    """A producer whose `fail_at`-th commit fails as an abortable error would."""
+
+    def __init__(self, producer: Producer, fail_at: int) -> None:
+        self.producer, self.commits, self.fail_at = producer, 0, fail_at
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.producer, name)
+
+    def commit_transaction(self, *args: object) -> None:
+        self.commits += 1
+        if self.commits == self.fail_at:
+            assert self.producer.flush(30) == 0
+            raise KafkaException(
+                KafkaError(KafkaError._STATE, "injected", txn_requires_abort=True)
+            )
+        self.producer.commit_transaction(*args)
+
+
+def test_an_aborted_batch_is_replayed_and_read_once(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    """The embedded broker shows an aborted transaction's records too; the lane rewinds,
+    replays the batch and skips what the aborted attempt left visible."""
+    settings = fresh_settings()
+    ensure_topics(settings)
+    producer = Producer(settings.producer_config())
+    for i in range(REQUESTS):
+        producer.produce(settings.topic_requests, f"r{i}".encode(), f"k{i}".encode())
+    assert producer.flush(30) == 0
+
+    class Failing(BatchLane):
+        def _clients(self) -> tuple[Consumer, Producer]:
+            consumer, real = super()._clients()
+            return consumer, FailingOnce(real, 3)  # type: ignore[return-value]
+
+    lane = Failing(
+        settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
+        skip_visible=True,
+    )
+    lane.start()
+    try:
+        values = read_committed(settings, settings.topic_predictions, REQUESTS, timeout=90)
+    finally:
+        lane.stop()
+    assert not lane.failed and lane.stats.errors == 1, lane.stats.last_error
+    counts = collections.Counter(values)
+    assert len(counts) == REQUESTS
+    assert max(counts.values()) == 1, "an output of the aborted attempt was read twice"

@@ -257,13 +257,10 @@ def test_one_scorer_serves_a_hundred_models(stack) -> None:
     assert len(lane.scorer.cache) == 100
 
 
-@pytest.mark.xfail(
-    reason="open defect (issue 4 stays open): on the embedded broker a SIGKILLed worker's "
-    "open transaction can hold read_committed readers and the next worker past the "
-    "test's deadline; seen failing in 4 of 6 runs at the end of stop 9",
-    strict=False,
-)
 def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, tmp_path: Path) -> None:
+    """Three workers are killed mid-stream; each next one takes the killed one's
+    transactional.id slot, fences its open transaction instead of stalling behind it,
+    and skips what that transaction left visible on the embedded broker."""
     settings, control = stack
     model, rows, _ = train_demo_model("sea", n=2000)
     control.promote("sea", control.register_and_publish(

@@ -1,0 +1,242 @@
+"""Taking over from a killed worker without repeating what it left visible.
+
+A lane that dies inside a transaction leaves it open. Kafka aborts it and hides its
+records from read_committed readers. The embedded broker (Tansu 0.6) does neither: the
+transaction stays open until a producer with the same ``transactional.id`` fences it,
+and then its records become visible while its consumed offsets are *not* committed. The
+next worker replays the batch, and every record the killed one had sent would be read
+twice.
+
+So a lane that opts in (``BatchLane(skip_visible=True)``; outputs that are a function of
+their input alone, as the scorer's) keeps a journal beside its transactional slot:
+before a transaction sends anything, :class:`InFlight` records the transaction's tag,
+start time, output topics and the last input offset of each partition; the tag rides on
+every output as the ``lastmile-txn`` header. The worker that claims the slot next
+fences the old producer, reads the journal, and, if that transaction never finished,
+counts what it left visible (:func:`left_visible`, by topic and key). While it replays
+those inputs it skips as many outputs of each topic and key: each record is read once.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from streams.config import Settings
+
+log = logging.getLogger("lastmile.takeover")
+
+TAG_HEADER = "lastmile-txn"
+# Producer clocks and the broker's may disagree a little: scan from this much earlier.
+CLOCK_SLACK_MS = 5_000
+
+OutputKey = tuple[str, bytes | None]
+
+
+@dataclass
+class Transaction:
+    """What the journal says of one transaction: its tag, and the tags of unfinished
+    transactions of killed predecessors whose visible records it is still replaying
+    (a worker killed during a replay leaves both to skip)."""
+
+    tags: list[str]
+    begun_ms: int
+    topics: list[str]
+    ends: dict[str, dict[int, int]] = field(default_factory=dict)
+    done: bool = False
+
+    def last_offsets(self) -> dict[tuple[str, int], int]:
+        """The last input offset of each partition the transaction consumed."""
+        return {(t, int(p)): o for t, parts in self.ends.items() for p, o in parts.items()}
+
+    def including(self, older: Transaction | None) -> Transaction:
+        """This transaction, still owing what `older` (unfinished) left to skip."""
+        if older is None:
+            return self
+        ends = {t: dict(parts) for t, parts in older.ends.items()}
+        for t, parts in self.ends.items():
+            for p, o in parts.items():
+                mine = ends.setdefault(t, {})
+                mine[p] = max(o, mine.get(p, o))
+        return Transaction(
+            [*older.tags, *self.tags],
+            min(self.begun_ms, older.begun_ms),
+            sorted({*self.topics, *older.topics}),
+            ends,
+        )
+
+
+class InFlight:
+    """The journal of a lane's transactions, one small file per transactional slot.
+
+    >>> import tempfile, pathlib
+    >>> journal = InFlight(pathlib.Path(tempfile.mkdtemp()) / "slot.journal")
+    >>> journal.begin(Transaction(["a1:1"], 1000, ["out"], {"in": {0: 41}}))
+    >>> journal.last().done, journal.last().last_offsets()
+    (False, {('in', 0): 41})
+    >>> journal.finish()
+    >>> journal.last().done
+    True
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._open: Transaction | None = None
+
+    def begin(self, transaction: Transaction) -> None:
+        """Record `transaction` as open; call before it sends anything."""
+        self._open = transaction
+        self._write(transaction)
+
+    def finish(self) -> None:
+        """The open transaction committed or aborted: nothing of it is left to skip."""
+        if self._open is not None:
+            self._open.done = True
+            self._write(self._open)
+            self._open = None
+
+    def last(self) -> Transaction | None:
+        """The last transaction recorded, None if there is none (or the file is torn)."""
+        try:
+            data = json.loads(self.path.read_bytes())
+            ends = data["ends"]  # JSON made the partition numbers strings
+            data["ends"] = {t: {int(p): o for p, o in ps.items()} for t, ps in ends.items()}
+            return Transaction(**data)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+    def _write(self, transaction: Transaction) -> None:
+        # Write then rename: a worker killed mid-write leaves the previous record whole.
+        spare = self.path.with_suffix(".tmp")
+        spare.write_text(json.dumps(transaction.__dict__))
+        os.replace(spare, self.path)
+
+
+def left_visible(
+    settings: Settings, transaction: Transaction, timeout: float = 60.0
+) -> collections.Counter[OutputKey]:
+    """How many records of each (topic, key) the unfinished `transaction` left readable.
+
+    Scans each output partition from the transaction's start time (``offsets_for_times``)
+    to its end for records carrying the transaction's tag.
+    """
+    found: collections.Counter[OutputKey] = collections.Counter()
+    since = transaction.begun_ms - CLOCK_SLACK_MS
+    consumer = Consumer(
+        settings.consumer_config(
+            "lastmile-takeover",
+            **{"enable.partition.eof": True, "isolation.level": "read_committed"},
+        )
+    )
+    try:
+        starts = _starts(consumer, transaction.topics, since, timeout)
+        if not starts:
+            return found
+        consumer.assign(starts)
+        todo = {(tp.topic, tp.partition) for tp in starts}
+        # Tansu answers offsets_for_times with 0 when no record is as new as asked: a
+        # partition whose first record read is older than the transaction has none of it.
+        from_zero = {(tp.topic, tp.partition) for tp in starts if tp.offset == 0}
+        tags = {t.encode() for t in transaction.tags}
+        deadline = time.monotonic() + timeout
+        while todo:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"scanning {transaction.topics} took over {timeout:.0f} s")
+            for message in consumer.consume(5000, 0.5):
+                where = (message.topic(), message.partition())
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        todo.discard(where)
+                    continue
+                if where in from_zero:
+                    from_zero.discard(where)
+                    if message.timestamp()[1] < since:
+                        todo.discard(where)
+                        consumer.incremental_unassign([TopicPartition(*where)])
+                        continue
+                if where in todo and _tagged(message.headers(), tags):
+                    found[(message.topic(), message.key())] += 1
+    finally:
+        consumer.close()
+    return found
+
+
+def _starts(
+    consumer: Consumer, topics: Iterable[str], since_ms: int, timeout: float
+) -> list[TopicPartition]:
+    wanted = []
+    for topic in topics:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            continue
+        wanted += [TopicPartition(topic, p, since_ms) for p in metadata.partitions]
+    if not wanted:
+        return []
+    starts = []
+    for tp in consumer.offsets_for_times(wanted, timeout=timeout):
+        if tp.offset >= 0:  # -1: nothing that new in the partition
+            starts.append(TopicPartition(tp.topic, tp.partition, tp.offset))
+    return starts
+
+
+def _tagged(headers: list[tuple[str, bytes]] | None, tags: set[bytes]) -> bool:
+    return bool(headers) and any(k == TAG_HEADER and v in tags for k, v in headers)
+
+
+class SkipList:
+    """The outputs a replay must not send again: counts by (topic, key), used up in the
+    order the replay produces them, and dropped once the replay passed the killed
+    transaction's last inputs.
+
+    >>> skip = SkipList(collections.Counter({("p", b"k"): 1}), {("in", 0): 9})
+    >>> skip.take("p", b"k"), skip.take("p", b"k")
+    (True, False)
+    >>> skip.passed({("in", 0): 10}), bool(skip)
+    (True, False)
+    """
+
+    def __init__(
+        self, counts: collections.Counter[OutputKey], last_offsets: Mapping[tuple[str, int], int]
+    ) -> None:
+        self.counts = +counts
+        self.last_offsets = dict(last_offsets)
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+    def take(self, topic: str, key: bytes | str | None) -> bool:
+        """True (and one fewer to skip) if an output of `topic` and `key` is to be skipped."""
+        if isinstance(key, str):
+            key = key.encode()
+        n = self.counts.get((topic, key), 0)
+        if not n:
+            return False
+        if n == 1:
+            del self.counts[(topic, key)]
+        else:
+            self.counts[(topic, key)] = n - 1
+        return True
+
+    def passed(self, positions: Mapping[tuple[str, int], int]) -> bool:
+        """Whether the replay read past every input of the killed transaction it owns
+        (`positions`: next offset per owned partition); if so the list is emptied."""
+        owned = [(tp, last) for tp, last in self.last_offsets.items() if tp in positions]
+        if all(positions[tp] > last for tp, last in owned):
+            if self.counts:
+                log.warning(
+                    "takeover: %d records the killed worker left were not met again in the "
+                    "replay (its inputs went to another worker, or a model changed)",
+                    sum(self.counts.values()),
+                )
+            self.counts.clear()
+            return True
+        return False
