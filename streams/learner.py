@@ -509,7 +509,7 @@ class Learner:
         learnable: dict[str, tuple[bytes, int] | None] = {}
         route = self._route_of
         counts = self.counts
-        items: dict[int, list[tuple[bytes, bytes]]] = {}
+        items: dict[int, list[tuple[bytes, bytes, int, int]]] = {}
         routed = 0
         if predictions:
             records = self.codec.decode_many(
@@ -536,6 +536,8 @@ class Learner:
                     (
                         where[0] + r["request_id"].encode(),
                         pack_prediction(now_ms, r["version"], r["event_time"], r["features"]),
+                        m.partition(),
+                        m.offset(),
                     )
                 )
                 routed += 1
@@ -571,6 +573,8 @@ class Learner:
                     (
                         where[0] + r["request_id"].encode(),
                         pack_outcome(now_ms, r["label"], r["value"], r["event_time"], source),
+                        source[1],
+                        source[2],
                     )
                 )
                 routed += 1
@@ -621,7 +625,8 @@ class Learner:
         unlogged, delta = state.unlogged, state.delta
         part = state.partition
         start = state.offset if state.offset is not None else -1
-        seen = 0
+        seen = routed_again = 0
+        first_routing = state.first_routing
         for m in batch:
             offset = m.offset()
             if offset < start:
@@ -636,7 +641,10 @@ class Learner:
                     self._expire(state)
             if record[0] != KIND_BUNDLE:
                 continue  # a tick: it only moved the clock
-            for key, value in bundle_items(record):
+            for key, value, source_partition, source_offset in bundle_items(record):
+                if not first_routing(value[0], source_partition, source_offset):
+                    routed_again += 1
+                    continue
                 if value[0] == KIND_OUTCOME:
                     prediction = pending.pop(key, None)
                     if prediction is not None:
@@ -680,6 +688,8 @@ class Learner:
                         state.counts["predictions_evicted"] += 1
         if seen:
             state.counts["skipped_seen"] += seen
+        if routed_again:
+            state.counts["routed_again"] += routed_again
         if joined:
             self._learn(state, joined)
 

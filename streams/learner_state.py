@@ -54,7 +54,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from river import metrics
 
-from monitors.state import SnapshotReader, chunk_header
+from monitors.state import SnapshotError, SnapshotReader, chunk_header
 from streams.config import Settings
 from streams.registry import LoadedModel, label_str
 
@@ -183,34 +183,44 @@ def pack_tick(ts_ms: int) -> bytes:
 
 
 def pack_bundles(
-    ts_ms: int, items: list[tuple[bytes, bytes]], limit: int = BUNDLE_BYTES
+    ts_ms: int, items: list[tuple[bytes, bytes, int, int]], limit: int = BUNDLE_BYTES
 ) -> list[bytes]:
-    """``B`` values holding `items` (``(key, P or O value)``, in order), each about
-    `limit` bytes at most: one Kafka record for many, so both stages handle a few large
-    records instead of thousands of small ones. The header is ``b"B"``, routed-at (u64)
-    and the number of items (u32).
+    """``B`` values holding `items` (``(key, P or O value, source partition, source
+    offset)``, in order), each about `limit` bytes at most: one Kafka record for many, so
+    both stages handle a few large records instead of thousands of small ones. The
+    header is ``b"B"``, routed-at (u64) and the number of items (u32). The source of an
+    item (the partition and offset of the prediction or outcome it was routed from) lets
+    the learning stage drop an item routed twice (:meth:`PartitionState.first_routing`).
 
-    >>> values = pack_bundles(7, [(b"k1", b"v1"), (b"k2", b"v2")])
+    >>> values = pack_bundles(7, [(b"k1", b"v1", 0, 10), (b"k2", b"v2", 1, 4)])
     >>> len(values), routed_at(values[0]), bundle_size(values[0]), list(bundle_items(values[0]))
-    (1, 7, 2, [(b'k1', b'v1'), (b'k2', b'v2')])
-    >>> [bundle_size(v) for v in pack_bundles(7, [(b"k", b"v" * 10)] * 3, limit=30)]
+    (1, 7, 2, [(b'k1', b'v1', 0, 10), (b'k2', b'v2', 1, 4)])
+    >>> [bundle_size(v) for v in pack_bundles(7, [(b"k", b"v" * 10, 0, 0)] * 3, limit=40)]
     [1, 1, 1]
     """
     head = b"B" + ts_ms.to_bytes(8, "big")
     out: list[bytes] = []
     parts: list[bytes] = []
-    size = 0
+    size = count = 0
 
     def close() -> None:
-        out.append(b"".join((head, (len(parts) // 4).to_bytes(4, "big"), *parts)))
+        out.append(b"".join((head, count.to_bytes(4, "big"), *parts)))
 
-    for key, value in items:
-        item = 8 + len(key) + len(value)
+    for key, value, partition, offset in items:
+        item = 20 + len(key) + len(value)
         if size and size + item > limit:
             close()
-            parts, size = [], 0
-        parts += (len(key).to_bytes(4, "big"), key, len(value).to_bytes(4, "big"), value)
+            parts, size, count = [], 0, 0
+        parts += (
+            len(key).to_bytes(4, "big"),
+            key,
+            len(value).to_bytes(4, "big"),
+            value,
+            partition.to_bytes(4, "big"),
+            offset.to_bytes(8, "big"),
+        )
         size += item
+        count += 1
     if size:
         close()
     return out
@@ -221,16 +231,24 @@ def bundle_size(value: bytes) -> int:
     return int.from_bytes(value[9:13], "big")
 
 
-def bundle_items(value: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """The ``(key, value)`` items of a ``B`` value, in order."""
+def bundle_items(value: bytes) -> Iterator[tuple[bytes, bytes, int, int]]:
+    """The ``(key, value, source partition, source offset)`` items of a ``B`` value, in
+    order."""
     at, end = 13, len(value)
     while at < end:
         n = int.from_bytes(value[at : at + 4], "big")
         key = value[at + 4 : at + 4 + n]
         at += 4 + n
         n = int.from_bytes(value[at : at + 4], "big")
-        yield key, value[at + 4 : at + 4 + n]
+        item = value[at + 4 : at + 4 + n]
         at += 4 + n
+        yield (
+            key,
+            item,
+            int.from_bytes(value[at : at + 4], "big"),
+            int.from_bytes(value[at + 4 : at + 12], "big"),
+        )
+        at += 12
 
 
 _HEADERS: dict[tuple[tuple[str, bytes | None], ...], orjson.Fragment] = {}
@@ -529,6 +547,8 @@ class PartitionState:
         self.delta: dict[bytes, bytes | None] = {}
         self.unlogged: set[bytes] = set()
         self.outbox: list[dict[str, Any]] = []
+        # The newest source offset routed here, per (item kind, source partition).
+        self.routed: dict[tuple[int, int], int] = {}
         self.outputs: list[Any] = []
         self.counts: collections.Counter[str] = collections.Counter()
         self.dirty = False
@@ -564,6 +584,22 @@ class PartitionState:
         else:
             self.delta[key] = None
 
+    def first_routing(self, kind: int, partition: int, offset: int) -> bool:
+        """Whether an item routed from `offset` of source `partition` is new here, not a
+        second routing of one already folded in (a router killed or aborted mid-batch
+        on the embedded broker leaves its bundles readable, and the batch is routed
+        again). A source partition's items arrive in offset order.
+
+        >>> state = PartitionState(0)
+        >>> [state.first_routing(ord("O"), 2, o) for o in (5, 6, 5, 6, 7)]
+        [True, True, False, False, True]
+        """
+        where = (kind, partition)
+        if offset <= self.routed.get(where, -1):
+            return False
+        self.routed[where] = offset
+        return True
+
     def next_expiry(self, join_ttl_ms: int, outcome_wait_ms: int) -> int:
         """Routed-at time at which the oldest entry expires (a large number: none)."""
         out = 1 << 62
@@ -584,6 +620,7 @@ class PartitionState:
             "clock": self.clock,
             "lines": self.lines,
             "outbox": self.outbox,
+            "routed": self.routed,
             "counts": dict(self.counts),
         }
 
@@ -595,6 +632,7 @@ class PartitionState:
         self.clock = int(state["clock"])
         self.lines = dict(state["lines"])
         self.outbox = list(state["outbox"])
+        self.routed = dict(state.get("routed") or {})
         self.counts = collections.Counter(state.get("counts") or {})
 
 
@@ -621,7 +659,7 @@ def read_state(
             **{"enable.partition.eof": True, "isolation.level": "read_committed"},
         )
     )
-    readers = {p: SnapshotReader() for p in wanted}
+    replays = {p: _Replay(states[p]) for p in wanted}
     try:
         parts = []
         for p in wanted:
@@ -644,11 +682,11 @@ def read_state(
                     else:
                         log.warning("learner: reading %s: %s", topic, err)
                     continue
-                _apply(states[msg.partition()], readers[msg.partition()], msg.key(), msg.value())
+                replays[msg.partition()].add(msg.key(), msg.value())
     finally:
         consumer.close()
-    for p, reader in readers.items():
-        _finish(states[p], reader)
+    for replay in replays.values():
+        replay.finish()
     return states
 
 
@@ -658,11 +696,57 @@ def state_from_records(
     """A partition's state from its changelog records ``(key, value)`` in log order (what
     :func:`read_state` does with what it reads; tests feed it directly)."""
     state = PartitionState(partition)
-    reader = SnapshotReader()
+    replay = _Replay(state)
     for key, value in records:
-        _apply(state, reader, key, value)
-    _finish(state, reader)
+        replay.add(key, value)
+    replay.finish()
     return state
+
+
+def _is_slot_tombstone(key: bytes | None, value: Any) -> bool:
+    return value is None and bool(key) and key.startswith(CHECKPOINT_PREFIX)
+
+
+class _Replay:
+    """Applies changelog records in log order, a checkpoint's worth at a time: the
+    entries of a batch and its checkpoint are applied once the checkpoint's last chunk is
+    read. What follows the last complete checkpoint is dropped: on the embedded broker a
+    transaction cut short by a crash or an abort stays readable, and its entries belong
+    to a checkpoint that never was."""
+
+    def __init__(self, state: PartitionState) -> None:
+        self.state = state
+        self.reader = SnapshotReader()
+        self.staged: list[tuple[bytes | None, Any]] = []
+
+    def add(self, key: bytes | None, value: Any) -> None:
+        self.staged.append((key, value))
+        if value is not None and key and key.startswith(CHECKPOINT_PREFIX):
+            try:
+                _sid, index, count = chunk_header(value)
+            except SnapshotError:
+                return
+            if index == count - 1:
+                for k, v in self.staged:
+                    _apply(self.state, self.reader, k, v)
+                self.staged = []
+
+    def finish(self) -> None:
+        staged = self.staged
+        # Tombstones of slots the last checkpoint no longer uses follow its last chunk.
+        whole = 0
+        while whole < len(staged) and _is_slot_tombstone(*staged[whole]):
+            whole += 1
+        for key, value in staged[:whole]:
+            _apply(self.state, self.reader, key, value)
+        if len(staged) > whole:
+            log.warning(
+                "learner: partition %d: %d changelog records after the last complete "
+                "checkpoint (a batch cut short) are ignored",
+                self.state.partition,
+                len(staged) - whole,
+            )
+        _finish(self.state, self.reader)
 
 
 def _apply(state: PartitionState, reader: SnapshotReader, key: bytes | None, value: Any) -> None:

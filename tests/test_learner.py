@@ -984,7 +984,9 @@ def test_sigkill_mid_stream_then_resume_learns_exactly_what_an_uninterrupted_run
     assert a is not None and b is not None
     assert parameters(a.online) == parameters(b.online)
     assert a.perf.get() == b.perf.get()
-    # Each outcome was routed once (the killed worker's open transaction was aborted).
+    # Every prediction and outcome reached the learning stage once. The bundles a killed
+    # router left readable (the embedded broker shows a fenced transaction's records)
+    # were routed again; each copy has its original's source offset and was dropped.
     routed = [
         item
         for _key, value in read_topic(settings, repartition)
@@ -992,8 +994,10 @@ def test_sigkill_mid_stream_then_resume_learns_exactly_what_an_uninterrupted_run
         for item in bundle_items(value)
     ]
     for kind in (b"P", b"O"):
-        keys = [key for key, value in routed if value[:1] == kind]
-        assert len(keys) == len(set(keys)) == count, kind
+        items = {(key, part, offset) for key, value, part, offset in routed if value[:1] == kind}
+        assert len(items) == len({key for key, _part, _offset in items}) == count, kind
+    dropped = sum(s.counts["routed_again"] for s in straight.learner.states.values())
+    assert dropped == len(routed) - 2 * count
     # Snapshots every 8,000 outcomes, each registered once, each grown from the last.
     snapshots = registry.versions("m")[1:]
     assert [v.metrics["learned"] for v in snapshots] == [8000, 16000, 24000, 32000, 40000]
@@ -1030,7 +1034,8 @@ def test_a_batch_is_cut_into_transactions_of_max_batch_items(offline) -> None:
     topic = lane.learner.repartition_topic
     inputs = [FakeMessage(settings.topic_outcomes, 0, i, b"k", b"{}") for i in range(3)]
     bundles = [
-        FakeMessage(topic, 0, i, None, pack_bundles(1, [(b"k", b"v")] * 4)[0]) for i in range(3)
+        FakeMessage(topic, 0, i, None, pack_bundles(1, [(b"k", b"v", 0, i)] * 4)[0])
+        for i in range(3)
     ]
     chunks = lane._chunks(bundles[:1] + inputs + bundles[1:])
     assert [[(m.topic(), m.offset()) for m in c] for c in chunks] == [
@@ -1072,3 +1077,25 @@ def test_an_aborted_transaction_rolls_the_learner_back_to_its_checkpoint(offline
     assert inputs == {
         (t, p, max(0, before[(t, p)] - 1)) for (t, p) in h.logs if t != topic and h.logs[(t, p)]
     }
+
+
+def test_a_batch_cut_short_in_the_changelog_is_not_restored() -> None:
+    """On the embedded broker a transaction cut short stays readable: its changelog
+    entries without their checkpoint must not be restored over the last checkpoint."""
+    from monitors.state import encode_snapshot
+    from streams.learner_state import PartitionState, join_key, pack_prediction
+
+    committed = PartitionState(0)
+    committed.offset = 5
+    first, second = join_key("m", "r1"), join_key("m", "r2")
+    records = [
+        (first, pack_prediction(1, 1, 1, {"x": 1.0})),
+        (b"c/0", encode_snapshot(committed.checkpoint(), 1)[0]),
+        # The next batch: an entry and the first of two chunks, then the crash.
+        (second, pack_prediction(2, 1, 2, {"x": 2.0})),
+        (first, None),
+        (b"c/0", encode_snapshot(committed.checkpoint(), 2, chunk_size=10)[0]),
+    ]
+    restored = state_from_records(0, records)
+    assert list(restored.pending) == [first]
+    assert restored.offset == 5 and restored.checkpoint_id == 1
