@@ -230,23 +230,43 @@ def chunk_header(chunk: bytes) -> tuple[int, int, int]:
 
 class SnapshotReader:
     """Collects chunk records (slot index -> latest value, as a compacted topic keeps them)
-    and assembles the snapshot chunk 0 names.
+    and assembles the newest complete snapshot.
 
     Feed every record of the snapshot's keys in log order with :meth:`add` (``None`` is
     a tombstone); :meth:`result` is ``(snapshot_id, state)`` or None when there is no
-    complete snapshot.
+    complete snapshot. A snapshot is complete when its last chunk is read with all the
+    others before it; a newer one cut short (on the embedded broker a transaction a
+    crash interrupted stays readable) leaves the last complete one in force.
+
+    >>> reader = SnapshotReader()
+    >>> for i, chunk in enumerate(encode_snapshot({"n": 1}, 1)):
+    ...     reader.add(i, chunk)
+    >>> reader.add(0, encode_snapshot({"n": 2, "pad": "x" * 100}, 2, chunk_size=20)[0])
+    >>> reader.result()
+    (1, {'n': 1})
     """
 
     def __init__(self) -> None:
         self._slots: dict[int, bytes] = {}
+        self._complete: list[bytes] | None = None
 
     def add(self, index: int, value: bytes | None) -> None:
         if value is None:
             self._slots.pop(index, None)
-        else:
-            self._slots[index] = value
+            return
+        self._slots[index] = value
+        try:
+            sid, position, count = chunk_header(value)
+        except SnapshotError:
+            return
+        if position == count - 1:
+            chunks = [self._slots.get(i) for i in range(count)]
+            if all(c is not None and chunk_header(c)[0] == sid for c in chunks):
+                self._complete = chunks  # type: ignore[assignment]
 
     def result(self) -> tuple[int, dict[str, Any]] | None:
+        if self._complete is not None:
+            return _assemble(self._complete)
         first = self._slots.get(0)
         if first is None:
             return None
@@ -259,14 +279,21 @@ class SnapshotReader:
             csid, cindex, ccount = chunk_header(chunk)
             if (csid, cindex, ccount) != (sid, i, count):
                 raise SnapshotError(f"snapshot {sid}: chunk {i} belongs to snapshot {csid}")
-            parts.append(chunk[_HEADER.size :])
-        try:
-            state = pickle.loads(zstandard.ZstdDecompressor().decompress(b"".join(parts)))
-        except Exception as err:
-            raise SnapshotError(f"snapshot {sid} cannot be read: {err}") from err
-        if not isinstance(state, dict):
-            raise SnapshotError(f"snapshot {sid} is not a state mapping")
-        return sid, state
+            parts.append(chunk)
+        return _assemble(parts)
+
+
+def _assemble(chunks: list[bytes]) -> tuple[int, dict[str, Any]]:
+    sid = chunk_header(chunks[0])[0]
+    try:
+        state = pickle.loads(
+            zstandard.ZstdDecompressor().decompress(b"".join(c[_HEADER.size :] for c in chunks))
+        )
+    except Exception as err:
+        raise SnapshotError(f"snapshot {sid} cannot be read: {err}") from err
+    if not isinstance(state, dict):
+        raise SnapshotError(f"snapshot {sid} is not a state mapping")
+    return sid, state
 
 
 def decode_snapshot(chunks: Iterable[bytes]) -> tuple[int, dict[str, Any]] | None:

@@ -1206,17 +1206,18 @@ class MonitorLane(BatchLane):
                 out.append((tp.topic, tp.partition))
         return out
 
-    def run(self) -> None:
-        try:
-            topic = self.monitor.state_topic
-            ensure_state_topic(self.settings, topic)
-            snapshot = read_snapshot(self.settings, topic, self.options.group_id)
-            # A snapshot that cannot be restored stops the role rather than starting
-            # empty: empty state from the committed offsets would report partial windows.
-            self.monitor.restore(snapshot)
-        except Exception as err:
-            self._fail(err)
-            return
+    def _clients(self) -> tuple[Consumer, Producer]:
+        """The clients, then the state: only once ``init_transactions`` has fenced a
+        killed predecessor is its open transaction over, and the state topic readable
+        to its end (the embedded broker never times such a transaction out).
+
+        A snapshot that cannot be restored stops the role rather than starting empty:
+        empty state from the committed offsets would report partial windows."""
+        consumer, producer = super()._clients()
+        topic = self.monitor.state_topic
+        ensure_state_topic(self.settings, topic)
+        snapshot = read_snapshot(self.settings, topic, self.options.group_id)
+        self.monitor.restore(snapshot)
         if snapshot is None:
             log.info("monitor: no state in %s; starting from the committed offsets", topic)
         else:
@@ -1226,7 +1227,7 @@ class MonitorLane(BatchLane):
                 topic,
                 len(self.monitor.positions),
             )
-        super().run()
+        return consumer, producer
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
         consumer = self.consumer
