@@ -114,6 +114,12 @@ class Settings:
         None, "Password asked by the dashboard. Unset: no password.", secret=True
     )
 
+    # The demo (`lastmile up --demo`)
+    demo_rate: float = _field(200.0, "Requests/s the demo's simulated traffic sends.")
+    demo_drift_after: float = _field(
+        180.0, "Seconds of demo traffic before its drift (inputs and labels) begins."
+    )
+
     log_level: str = _field("INFO", "Log level of every lastmile process.")
 
     # ClickHouse and the sink

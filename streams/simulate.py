@@ -61,6 +61,8 @@ FEATURE_DRIFT: dict[str, dict[str, tuple[float, float]]] = {
     "sea": {"x0": (1.0, 3.0)},
     "hyperplane": {"x0": (1.0, 0.5), "x1": (2.0, 0.0)},
 }
+# feature: inputs shifted (an upstream change); concept: labels follow a new rule; both.
+DRIFT_TYPES = ("feature", "concept", "both")
 # Default scale of a feature named with --drift-features but not in FEATURE_DRIFT.
 DEFAULT_FEATURE_DRIFT = (1.5, 0.0)
 INT_FEATURES = {"agrawal": {"age", "elevel", "car", "zipcode", "hyears"}}
@@ -304,8 +306,8 @@ def simulated_events(
         raise ValueError(f"unknown stream {stream!r}; choose from {', '.join(STREAMS)}")
     if drift_kind not in ("abrupt", "gradual"):
         raise ValueError(f"drift kind {drift_kind!r} is not abrupt or gradual")
-    if drift_type not in ("feature", "concept"):
-        raise ValueError(f"drift type {drift_type!r} is not feature or concept")
+    if drift_type not in DRIFT_TYPES:
+        raise ValueError(f"drift type {drift_type!r} is not one of {', '.join(DRIFT_TYPES)}")
     if not 0.0 <= bad_fraction <= 1.0:
         raise ValueError("bad fraction must be within [0, 1]")
     if rate < 0:
@@ -325,7 +327,7 @@ def simulated_events(
         shifts = {f: FEATURE_DRIFT[stream].get(f, DEFAULT_FEATURE_DRIFT) for f in drift_features}
     ints = INT_FEATURES.get(stream, set())
 
-    if drift_at is not None and drift_type == "concept":
+    if drift_at is not None and drift_type in ("concept", "both"):
         source: Any = _concept_drift_stream(
             stream=base_stream(stream, seed),
             drift_stream=base_stream(stream, seed + 1, drifted=True),
@@ -351,7 +353,7 @@ def simulated_events(
         features = _clean(stream, x, ints)
         p_drift = drift_probability(index, drift_at, drift_kind, width)
         if (
-            drift_type == "feature"
+            drift_type in ("feature", "both")
             and p_drift > 0
             and (p_drift >= 1.0 or rng_drift.random() < p_drift)
         ):
@@ -544,10 +546,10 @@ def produce_simulation(
 )
 @click.option(
     "--drift-type",
-    type=click.Choice(["feature", "concept"]),
+    type=click.Choice(DRIFT_TYPES),
     default="concept",
     show_default=True,
-    help="feature: shift/scale inputs; concept: change the labels.",
+    help="feature: shift/scale inputs; concept: change the labels; both: the two at once.",
 )
 @click.option(
     "--drift-width",

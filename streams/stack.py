@@ -258,7 +258,12 @@ def role_services(settings: Settings, roles: list[str]) -> list[Service]:
 
 
 def demo_services(settings: Settings) -> list[Service]:
-    """Simulated traffic for the demo: requests with a drift after a few minutes, late labels."""
+    """Simulated traffic for the demo: requests of the fraud model, their labels 10 s
+    later, and after ``demo_drift_after`` seconds a drift of both its inputs (salary and
+    age shift, as an upstream change would) and its concept (the labels follow a new
+    rule): the drift page, the alerts and the performance page all show it."""
+    rate = settings.demo_rate
+    drift_at = int(rate * settings.demo_drift_after)
     simulate = ManagedProcess(
         "simulate",
         lastmile_command(
@@ -266,13 +271,13 @@ def demo_services(settings: Settings) -> list[Service]:
             "--model",
             "fraud",
             "--rate",
-            "200",
+            f"{rate:g}",
             "--count",
             "0",
             "--drift-at",
-            "36000",
+            str(drift_at),
             "--drift-type",
-            "concept",
+            "both",
             "--label-delay",
             "10",
             "--bad-fraction",
@@ -280,7 +285,8 @@ def demo_services(settings: Settings) -> list[Service]:
         ),
         log_path=settings.data_dir / "logs" / "simulate.log",
     )
-    return [Service(simulate, "fraud: 200 requests/s, drift after 3 min", 10.0)]
+    where = f"fraud: {rate:g} requests/s, drift after {settings.demo_drift_after:g} s"
+    return [Service(simulate, where, 10.0)]
 
 
 def status(settings: Settings) -> list[dict[str, str]]:

@@ -1,6 +1,11 @@
-"""The dashboard served for real (``python -m dashboard.cli``, what ``lastmile dashboard``
-runs) and opened in headless Chromium: every page renders in a browser, and its
-screenshot is saved under docs/ (docs/overview.png, docs/drift.png, ...).
+"""The dashboard served for real and opened in headless Chromium.
+
+* Against a ClickHouse the test fills (``python -m dashboard.cli``, what ``lastmile
+  dashboard`` runs): every page renders, the overview's numbers are those put in.
+* Against the demo itself (``lastmile up --demo`` on free ports, its traffic faster and
+  its drift earlier): once the drift it injects has raised its alert, every page is
+  screenshot under docs/ (docs/overview.png, docs/drift.png, ...), the pictures the
+  README shows.
 
 Chromium is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
 JSON messages on file descriptors 3 and 4), so no Selenium and no websocket client.
@@ -295,19 +300,26 @@ def _is_picture(png: bytes) -> tuple[int, float]:
     return len(counts), busy / len(pixels)
 
 
-@pytest.mark.parametrize("name", list(SHOTS))
-def test_page_in_a_browser(served: str, browser: Chromium, name: str) -> None:
+def shoot(browser: Chromium, url: str, name: str, folder: Path) -> dict[str, Any]:
+    """Open page `name` of the dashboard at `url`, check it rendered (no exception or
+    error, its title, a picture with content) and save its screenshot in `folder`."""
     path, params = SHOTS[name]
     query = "&".join(f"{k}={v}" for k, v in params.items())
-    session, page = browser.open(f"{served}/{path}" + (f"?{query}" if query else ""))
+    session, page = browser.open(f"{url}/{path}" + (f"?{query}" if query else ""))
     assert page["exceptions"] == 0, page["text"]
     assert page["errors"] == [], page["errors"]
     assert page["title"] == name.replace("_", " ").capitalize(), page["text"]
-    DOCS.mkdir(exist_ok=True)
-    png = browser.screenshot(session, DOCS / f"{name}.png", page["height"])
+    folder.mkdir(exist_ok=True)
+    png = browser.screenshot(session, folder / f"{name}.png", page["height"])
     colours, busy = _is_picture(png)
     assert len(png) > 40_000, f"{name}.png is only {len(png)} bytes"
     assert colours > 200 and busy > 0.08, (name, colours, busy)
+    return page
+
+
+@pytest.mark.parametrize("name", list(SHOTS))
+def test_page_in_a_browser(served: str, browser: Chromium, name: str, tmp_path: Path) -> None:
+    page = shoot(browser, served, name, tmp_path)
     if name == "overview":
         texts = " ".join(page["metrics"])
         for label in ("Requests/s", "Predictions/s", "Dead letters/s", "Latency p99", "Sink lag"):
@@ -328,3 +340,107 @@ def test_password_in_a_browser(clickhouse: Any, browser: Chromium, tmp_path: Pat
             assert "Password" in page["text"] and "Requests/s" not in page["text"]
     finally:
         _stop(process)
+
+
+# -- the demo itself ----------------------------------------------------------------------
+
+# `make demo`'s stack with its clock sped up: faster traffic, the drift after 40 s instead
+# of 3 min, 10 s monitor windows, an online snapshot every 4,000 outcomes.
+DEMO_SETTINGS = {
+    "LASTMILE_DEMO_RATE": "300",
+    "LASTMILE_DEMO_DRIFT_AFTER": "40",
+    "LASTMILE_MONITOR_WINDOW": "10s",
+    "LASTMILE_MONITOR_ALLOWED_LATENESS": "2s",
+    "LASTMILE_MONITOR_SNAPSHOT_INTERVAL": "5s",
+    "LASTMILE_LEARNER_SNAPSHOT_EVERY": "4000",
+}
+# The features the demo's drift shifts (FEATURE_DRIFT["agrawal"] in streams/simulate.py).
+SHIFTED = ("age", "salary")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """``lastmile up --demo`` on free ports: the dashboard's URL and a ClickHouse client."""
+    from streams.config import load_settings
+    from streams.db import connect
+
+    root = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
+    ports = {
+        name: str(free_port())
+        for name in ("KAFKA_PORT", "CLICKHOUSE_PORT", "WEB_PORT", "DASHBOARD_PORT")
+    }
+    lastmile = {
+        "LASTMILE_DATA_DIR": str(root / "data"),
+        **{f"LASTMILE_{k}": v for k, v in ports.items()},
+        **DEMO_SETTINGS,
+    }
+    log = root / "up.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "up", "--demo"],
+            env={**env, **lastmile},
+            cwd=root,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{ports['DASHBOARD_PORT']}"
+    try:
+        deadline = time.monotonic() + 240
+        while b"simulate" not in log.read_bytes() or not _healthy(url):
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1.0)
+        client = connect(load_settings(env=lastmile, toml_path=None))
+        yield url, client
+    finally:
+        process.terminate()  # SIGTERM: `lastmile up` stops every child
+        try:
+            process.wait(90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+            return reply.read().strip() == b"ok"
+    except OSError:
+        return False
+
+
+def test_the_demo_tells_its_story_in_a_browser(demo: tuple[str, Any], browser: Chromium) -> None:
+    """The demo's drift raises the drift alert and shows on the drift page: windows of a
+    shifted feature flagged once the drift began, none before; then every page is
+    screenshot under docs/."""
+    url, client = demo
+    deadline = time.monotonic() + 300
+    while True:
+        fired = client.query(
+            "SELECT feature FROM alerts WHERE model = 'fraud' AND rule = 'feature_drift' "
+            "AND state = 'firing' AND feature IN {shifted:Array(String)}",
+            parameters={"shifted": list(SHIFTED)},
+        ).result_rows
+        if fired:
+            break
+        assert time.monotonic() < deadline, "the demo's drift raised no alert in 5 minutes"
+        time.sleep(3.0)
+    # What the drift page plots for the shifted feature: calm windows, then drifted ones.
+    windows = client.query(
+        "SELECT window_start, max(value) FROM metrics WHERE model = 'fraud' "
+        "AND segment = '' AND metric = 'drift' AND feature = {feature:String} "
+        "GROUP BY window_start ORDER BY window_start",
+        parameters={"feature": fired[0][0]},
+    ).result_rows
+    flags = [value for _start, value in windows]
+    assert 1.0 in flags, windows
+    first = flags.index(1.0)
+    assert first >= 2 and not any(flags[:first]), flags
+    assert sum(flags[first:]) >= len(flags[first:]) - 1, flags
+    for name in SHOTS:
+        page = shoot(browser, url, name, DOCS)
+        if name == "drift":
+            assert "age" in page["text"], page["text"]
+        if name == "alerts":
+            assert "feature_drift" in page["text"], page["text"]
