@@ -42,12 +42,13 @@ MAX_BATCH = 5000
 
 @dataclass(slots=True)
 class Output:
-    """One record the handler wants produced."""
+    """One record the handler wants produced; ``partition`` -1 lets the key choose."""
 
     topic: str
     value: bytes | None
     key: bytes | str | None = None
     headers: list[tuple[str, bytes]] | None = None
+    partition: int = -1
 
 
 class BatchHandler(Protocol):
@@ -278,7 +279,7 @@ class BatchLane:
             # batch never waits for more input once there is some (latency at low rates).
             first = consumer.poll(self.max_wait_s)
             if first is None:
-                producer.poll(0)
+                self.on_idle(consumer, producer)
                 continue
             messages = [first, *consumer.consume(self.max_batch - 1, 0)]
             self._ready.set()
@@ -290,15 +291,40 @@ class BatchLane:
                 elif error.code() != KafkaError._PARTITION_EOF:
                     log.warning("%s: consume error: %s", self.name, error)
             if good:
-                self._deliver(consumer, producer, good)
+                self.deliver_batch(consumer, producer, good)
                 if not frozen:
                     # Models, pandas and the clients are loaded by now: move them out of
                     # the collector's sight so full collections stay short (p99 latency).
                     gc.freeze()
                     frozen = True
+        self.on_stop(consumer, producer)
 
-    def _deliver(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
-        """Process one batch and make it durable; retried until it is, or the lane stops."""
+    # -- what a role may change ----------------------------------------------------------
+
+    def on_idle(self, consumer: Consumer, producer: Producer) -> None:
+        """Nothing arrived within ``max_wait_s``: serve the producer's callbacks."""
+        producer.poll(0)
+
+    def deliver_batch(
+        self, consumer: Consumer, producer: Producer, messages: list[Message]
+    ) -> None:
+        """Deliver one batch of good messages (a role may cut it into transactions)."""
+        self._deliver(consumer, producer, messages)
+
+    def committed(self) -> None:
+        """A batch's transaction (or its offsets' commit) succeeded."""
+
+    def rewind(self, consumer: Consumer, messages: list[Message]) -> None:
+        """A batch's transaction aborted: read the batch again from its first offsets (a
+        stateful role also returns its state to what was committed)."""
+        rewind_to_batch_start(consumer, messages)
+
+    def on_stop(self, consumer: Consumer, producer: Producer) -> None:
+        """The loop ended (:meth:`stop`); the clients are still open."""
+
+    def _deliver(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> bool:
+        """Process one batch and make it durable; retried until it is, or the lane stops.
+        False when its transaction aborted and the batch was rewound (:meth:`rewind`)."""
         outputs = self.handler.process(messages)
         delay = 0.1
         while True:
@@ -319,28 +345,39 @@ class BatchLane:
                     if self.journal is not None:
                         # The embedded broker shows an aborted transaction's records too.
                         self._take_over()
-                    self._rewind(consumer, messages)
-                    return
+                    self.rewind(consumer, messages)
+                    return False
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.stats.consumed += len(messages)
         self.stats.produced += len(outputs)
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
+        self.committed()
+        return True
 
     def _produce_all(self, producer: Producer, outputs: list[Output]) -> list[KafkaError]:
+        """Hand every output to the producer; the delivery failures, when not in a
+        transaction (in one, a record that fails makes ``commit_transaction`` fail, so no
+        callback is needed)."""
         failures: list[KafkaError] = []
 
         def report(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
                 failures.append(err)
 
+        produce = producer.produce
+        extra: dict[str, object] = {} if self.exactly_once else {"on_delivery": report}
         for out in outputs:
             while True:
                 try:
-                    producer.produce(
-                        out.topic, out.value, out.key, headers=out.headers, on_delivery=report
-                    )
+                    if out.partition >= 0:
+                        produce(
+                            out.topic, out.value, out.key, out.partition, headers=out.headers,
+                            **extra,
+                        )
+                    else:
+                        produce(out.topic, out.value, out.key, headers=out.headers, **extra)
                     break
                 except BufferError:
                     # The local queue is full: let librdkafka send before adding more.
@@ -376,7 +413,7 @@ class BatchLane:
         skip = self._skip
         header = (TAG_HEADER, tag.encode())
         return [
-            Output(out.topic, out.value, out.key, [*(out.headers or ()), header])
+            Output(out.topic, out.value, out.key, [*(out.headers or ()), header], out.partition)
             for out in outputs
             if not (skip and skip.take(out.topic, out.key))
         ]
@@ -403,24 +440,24 @@ class BatchLane:
             raise KafkaException(failures[0] if failures else KafkaError(KafkaError._TIMED_OUT))
         consumer.commit(asynchronous=False)
 
-    @staticmethod
-    def _rewind(consumer: Consumer, messages: list[Message]) -> None:
-        """After an aborted transaction, consume the batch again from its first offsets."""
-        from confluent_kafka import TopicPartition
-
-        first: dict[tuple[str, int], int] = {}
-        for m in messages:
-            key = (m.topic(), m.partition())
-            first[key] = min(first.get(key, m.offset()), m.offset())
-        for (topic, partition), offset in first.items():
-            consumer.seek(TopicPartition(topic, partition, offset))
-
     def _close(self, consumer: Consumer, producer: Producer) -> None:
         try:
             producer.flush(10)
         finally:
             consumer.close()
             self.slot.release()
+
+
+def rewind_to_batch_start(consumer: Consumer, messages: Sequence[Message]) -> None:
+    """Seek each partition of `messages` back to its first offset among them."""
+    from confluent_kafka import TopicPartition
+
+    first: dict[tuple[str, int], int] = {}
+    for m in messages:
+        key = (m.topic(), m.partition())
+        first[key] = min(first.get(key, m.offset()), m.offset())
+    for (topic, partition), offset in first.items():
+        consumer.seek(TopicPartition(topic, partition, offset))
 
 
 def _abortable(err: KafkaException) -> bool:

@@ -105,7 +105,6 @@ plus ``learned`` (outcomes since the last report).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import math
 import os
@@ -120,7 +119,6 @@ import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     Message,
     Producer,
     TopicPartition,
@@ -133,7 +131,7 @@ from schemas.codec import Codec, DecodeError
 from streams.config import Settings
 from streams.control import ControlPlane, ModelTable, ModelWatcher, PublishError
 from streams.deadletters import dead_letter, default_worker, encode_dead_letter
-from streams.lane import BatchLane, Output
+from streams.lane import BatchLane, Output, rewind_to_batch_start
 from streams.learner_state import (
     KIND_BUNDLE,
     KIND_OUTCOME,
@@ -165,7 +163,6 @@ __all__ = [
     "Learner",
     "LearnerLane",
     "LearnerSettings",
-    "PartitionedOutput",
     "ensure_learner_topics",
     "learner_lane",
 ]
@@ -357,16 +354,6 @@ def ensure_learner_topics(
             f"{counts[state_topic]}: they must have as many"
         )
     return counts[input_topic]
-
-
-# -- outputs --------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(slots=True)
-class PartitionedOutput(Output):
-    """An output for an explicit partition (the repartition and changelog topics)."""
-
-    partition: int = -1
 
 
 # -- the handler ----------------------------------------------------------------------------
@@ -581,7 +568,7 @@ class Learner:
             counts["routed_outcomes"] += routed - n
         topic = self.repartition_topic
         return [
-            PartitionedOutput(topic, bundle, None, None, part)
+            Output(topic, bundle, None, None, part)
             for part, batch in items.items()
             for bundle in pack_bundles(now_ms, batch)
         ]
@@ -1105,7 +1092,7 @@ class Learner:
             ):
                 state.tick_wall = mono
                 out.append(
-                    PartitionedOutput(self.repartition_topic, pack_tick(now_ms), None, None, p)
+                    Output(self.repartition_topic, pack_tick(now_ms), None, None, p)
                 )
                 self.counts["ticks"] += 1
         return out
@@ -1147,7 +1134,7 @@ class Learner:
             out += state.outputs
             state.outputs = []
             for key, value in state.delta.items():
-                out.append(PartitionedOutput(topic, value, key, None, p))
+                out.append(Output(topic, value, key, None, p))
             state.delta = {}
             state.unlogged = set()
             for entry in state.outbox:
@@ -1155,12 +1142,12 @@ class Learner:
             state.checkpoint_id += 1
             chunks = encode_snapshot(state.checkpoint(), state.checkpoint_id, CHUNK_SIZE)
             out += [
-                PartitionedOutput(topic, chunk, b"c/%d" % i, None, p)
+                Output(topic, chunk, b"c/%d" % i, None, p)
                 for i, chunk in enumerate(chunks)
             ]
             # Slots a bigger checkpoint used: tombstones, so compaction forgets them.
             out += [
-                PartitionedOutput(topic, None, b"c/%d" % i, None, p)
+                Output(topic, None, b"c/%d" % i, None, p)
                 for i in range(len(chunks), state.slots)
             ]
             state.slots = len(chunks)
@@ -1365,11 +1352,9 @@ class LearnerLane(BatchLane):
         # Learning is not latency-bound: fewer, larger transactions (each commit waits on
         # the broker) leave more time to learn.
         lane_options.setdefault("max_batch", 20_000)
-        # `name` makes the transactional.id: two lanes in one process need two names.
         super().__init__(
             settings, name, topics, self.learner, on_assign=self._on_assign, **lane_options
         )
-        self._aborted = False
 
     def run(self) -> None:
         """Create the topics, replay ``models.events``, then loop (BatchLane.run)."""
@@ -1404,41 +1389,25 @@ class LearnerLane(BatchLane):
                 tp.offset = OFFSET_BEGINNING if offset is None else offset
         consumer.assign(partitions)
 
-    def _loop(self, consumer: Consumer, producer: Producer) -> None:
-        """The base loop (wait for the first message, take what is queued), plus what an
-        idle learner must do: checkpoint what it learned, tick a partition whose waiting
-        entries are due; and a last checkpoint when stopped."""
-        learner = self.learner
-        frozen = False
-        while not self._stop.is_set():
-            first = consumer.poll(self.max_wait_s)
-            if first is None:
-                if learner.wants_flush():
-                    self._deliver(consumer, producer, [])
-                else:
-                    producer.poll(0)
-                continue
-            messages = [first, *consumer.consume(self.max_batch - 1, 0)]
-            self._ready.set()
-            good = []
-            for message in messages:
-                error = message.error()
-                if error is None:
-                    good.append(message)
-                elif error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("learner: consume error: %s", error)
-            if good:
-                for chunk in self._chunks(good):
-                    self._deliver(consumer, producer, chunk)
-                    if self._aborted:
-                        break  # the state went back to its checkpoint: read again
-                if not frozen:
-                    # As the base lane: what start-up loaded (models, clients) leaves the
-                    # collector's sight, so full collections stay short.
-                    gc.freeze()
-                    frozen = True
-        if learner.has_uncommitted():
-            learner.force_checkpoint = True
+    def on_idle(self, consumer: Consumer, producer: Producer) -> None:
+        """What an idle learner must do: checkpoint what it learned, tick a partition
+        whose waiting entries are due."""
+        if self.learner.wants_flush():
+            self._deliver(consumer, producer, [])
+        else:
+            producer.poll(0)
+
+    def deliver_batch(
+        self, consumer: Consumer, producer: Producer, messages: list[Message]
+    ) -> None:
+        for chunk in self._chunks(messages):
+            if not self._deliver(consumer, producer, chunk):
+                break  # the state went back to its checkpoint: read again
+
+    def on_stop(self, consumer: Consumer, producer: Producer) -> None:
+        """A last checkpoint of what was learned since the previous one."""
+        if self.learner.has_uncommitted():
+            self.learner.force_checkpoint = True
             try:
                 self._deliver(consumer, producer, [])
             except Exception as err:
@@ -1467,18 +1436,14 @@ class LearnerLane(BatchLane):
         chunks.append(current)
         return chunks
 
-    def _deliver(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
-        self._aborted = False
-        super()._deliver(consumer, producer, messages)
-        if not self._aborted:
-            self.learner.committed()
+    def committed(self) -> None:
+        self.learner.committed()
 
-    def _rewind(self, consumer: Consumer, messages: list[Message]) -> None:  # type: ignore[override]
+    def rewind(self, consumer: Consumer, messages: list[Message]) -> None:
         """After an aborted transaction: inputs back to the batch's start, learned state
         back to the last committed checkpoint (read again), and its offsets."""
-        self._aborted = True
         topic = self.learner.repartition_topic
-        BatchLane._rewind(consumer, [m for m in messages if m.topic() != topic])
+        rewind_to_batch_start(consumer, [m for m in messages if m.topic() != topic])
         mine = [tp.partition for tp in consumer.assignment() if tp.topic == topic]
         for p, offset in self.learner.assign(mine).items():
             if offset is None:
@@ -1486,32 +1451,6 @@ class LearnerLane(BatchLane):
                     TopicPartition(topic, p), timeout=30.0
                 )
             consumer.seek(TopicPartition(topic, p, offset))
-
-    def _produce_all(self, producer: Producer, outputs: list[Output]) -> list[KafkaError]:
-        """The lane's produce loop, with explicit partitions. In a transaction no delivery
-        callback is needed: a record that fails makes ``commit_transaction`` fail."""
-        failures: list[KafkaError] = []
-
-        def report(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                failures.append(err)
-
-        produce = producer.produce
-        extra: dict[str, Any] = {} if self.exactly_once else {"on_delivery": report}
-        for out in outputs:
-            partition = out.partition if isinstance(out, PartitionedOutput) else -1
-            while True:
-                try:
-                    if partition >= 0:
-                        produce(
-                            out.topic, out.value, out.key, partition, headers=out.headers, **extra
-                        )
-                    else:
-                        produce(out.topic, out.value, out.key, headers=out.headers, **extra)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-        return failures
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the loop (it writes a last checkpoint) and the control-plane clients."""

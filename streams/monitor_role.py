@@ -1184,7 +1184,6 @@ class MonitorLane(BatchLane):
     ) -> None:
         self.options = options or MonitorSettings.from_settings(settings)
         self.monitor = monitor or Monitor(settings, self.options)
-        self._aborted = False
         topics = [settings.topic_predictions, settings.topic_outcomes, settings.topic_dlq]
         lane_options.setdefault("group_id", self.options.group_id)
         super().__init__(
@@ -1266,16 +1265,12 @@ class MonitorLane(BatchLane):
                     self.group_id,
                 )
 
-    def _deliver(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
-        self._aborted = False
-        super()._deliver(consumer, producer, messages)
-        if not self._aborted:
-            self.monitor.committed()
+    def committed(self) -> None:
+        self.monitor.committed()
 
-    def _rewind(self, consumer: Consumer, messages: list[Message]) -> None:  # type: ignore[override]
+    def rewind(self, consumer: Consumer, messages: list[Message]) -> None:
         """After an aborted transaction: the state goes back to the last committed
         snapshot, and the inputs to its offsets (not just to this batch's start)."""
-        self._aborted = True
         positions = self.monitor.rolled_back()
         assigned = {(tp.topic, tp.partition) for tp in consumer.assignment()}
         for (topic, partition), offset in positions.items():

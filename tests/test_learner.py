@@ -1010,7 +1010,7 @@ def test_sigkill_mid_stream_then_resume_learns_exactly_what_an_uninterrupted_run
 
 
 class FakeConsumer:
-    """What LearnerLane._rewind asks of a consumer."""
+    """What LearnerLane.rewind asks of a consumer."""
 
     def __init__(self, assignment: list[TopicPartition]) -> None:
         self._assignment = assignment
@@ -1068,8 +1068,7 @@ def test_an_aborted_transaction_rolls_the_learner_back_to_its_checkpoint(offline
     topic = h.learner.repartition_topic
     consumer = FakeConsumer([TopicPartition(topic, p) for p in range(PARTITIONS)])
     batch = [m for (t, p), log in h.logs.items() for m in log[max(0, before[(t, p)] - 1) :]]
-    lane._rewind(consumer, batch)  # type: ignore[arg-type]
-    assert lane._aborted
+    lane.rewind(consumer, batch)  # type: ignore[arg-type]
     assert h.learner.learned() == at_checkpoint and not h.learner.states[part].dirty
     assert (topic, part, committed.offset) in consumer.seeks
     # Inputs go back to the first offset of the aborted batch.
