@@ -93,23 +93,20 @@ def read_committed(settings: Settings, topic: str, expect: int, timeout: float =
     return values
 
 
-def kill_inside_a_transaction_then_take_over(settings: Settings, tmp_path: Path) -> list:
-    """Run the dying worker on the requests until it kills itself in its third
-    transaction, then a lane of the same group takes over; what readers see."""
+def produce_requests(settings: Settings) -> None:
     ensure_topics(settings)
     producer = Producer(settings.producer_config())
     for i in range(REQUESTS):
         producer.produce(settings.topic_requests, f"r{i}".encode(), f"k{i}".encode())
     assert producer.flush(30) == 0
-    script = DYING_WORKER.format(tests=str(Path(__file__).parent))
-    env = {**os.environ, **settings_env(settings)}
-    log_path = tmp_path / "worker.log"
-    with log_path.open("ab") as log:
-        dead = subprocess.run(
-            [sys.executable, "-c", script, "3"], env=env, stderr=log, timeout=120
-        )
-    assert dead.returncode == -9, log_path.read_text()[-3000:]
-    lane = BatchLane(
+
+
+def echo_all(
+    settings: Settings, lane_class: type[BatchLane] = BatchLane
+) -> tuple[BatchLane, list]:
+    """Run an echo lane (guarded) until every request's output is read; the lane and
+    what readers saw."""
+    lane = lane_class(
         settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
         skip_visible=True,
     )
@@ -119,7 +116,22 @@ def kill_inside_a_transaction_then_take_over(settings: Settings, tmp_path: Path)
     finally:
         lane.stop()
     assert not lane.failed, lane.stats.last_error
-    return values
+    return lane, values
+
+
+def kill_inside_a_transaction_then_take_over(settings: Settings, tmp_path: Path) -> list:
+    """Run the dying worker on the requests until it kills itself in its third
+    transaction, then a lane of the same group takes over; what readers see."""
+    produce_requests(settings)
+    script = DYING_WORKER.format(tests=str(Path(__file__).parent))
+    env = {**os.environ, **settings_env(settings)}
+    log_path = tmp_path / "worker.log"
+    with log_path.open("ab") as log:
+        dead = subprocess.run(
+            [sys.executable, "-c", script, "3"], env=env, stderr=log, timeout=120
+        )
+    assert dead.returncode == -9, log_path.read_text()[-3000:]
+    return echo_all(settings)[1]
 
 
 REQUESTS = 600
@@ -170,27 +182,15 @@ def test_an_aborted_batch_is_replayed_and_read_once(
     """The embedded broker shows an aborted transaction's records too; the lane rewinds,
     replays the batch and skips what the aborted attempt left visible."""
     settings = fresh_settings()
-    ensure_topics(settings)
-    producer = Producer(settings.producer_config())
-    for i in range(REQUESTS):
-        producer.produce(settings.topic_requests, f"r{i}".encode(), f"k{i}".encode())
-    assert producer.flush(30) == 0
+    produce_requests(settings)
 
     class Failing(BatchLane):
         def _clients(self) -> tuple[Consumer, Producer]:
             consumer, real = super()._clients()
             return consumer, FailingOnce(real, 3)  # type: ignore[return-value]
 
-    lane = Failing(
-        settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
-        skip_visible=True,
-    )
-    lane.start()
-    try:
-        values = read_committed(settings, settings.topic_predictions, REQUESTS, timeout=90)
-    finally:
-        lane.stop()
-    assert not lane.failed and lane.stats.errors == 1, lane.stats.last_error
+    lane, values = echo_all(settings, Failing)
+    assert lane.stats.errors == 1, lane.stats.last_error
     counts = collections.Counter(values)
     assert len(counts) == REQUESTS
     assert max(counts.values()) == 1, "an output of the aborted attempt was read twice"
