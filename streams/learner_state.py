@@ -51,12 +51,12 @@ from typing import Any
 
 import numpy as np
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from river import metrics
 
 from monitors.state import SnapshotError, SnapshotReader, chunk_header
 from streams.config import Settings
 from streams.registry import LoadedModel, label_str
+from streams.topics import read_to_end
 
 log = logging.getLogger("lastmile.learner")
 
@@ -644,47 +644,19 @@ def read_state(
 ) -> dict[int, PartitionState]:
     """The committed state of `partitions`, read back from the changelog `topic`.
 
-    Every partition is read from its start to its end under ``read_committed``: what
-    an aborted (or still open) transaction wrote is not seen, so the checkpoint and the
-    pending entries read are those of the last committed batch. A partition without a
-    checkpoint starts empty (``offset`` None: from the start of its input).
+    Every partition is read from its start to its end under ``read_committed``, and
+    only up to its last complete checkpoint (what a transaction cut short left readable
+    on the embedded broker is dropped), so the checkpoint and the pending entries read
+    are those of one batch. A partition without a checkpoint starts empty (``offset``
+    None: from the start of its input).
     """
     wanted = sorted(set(partitions))
     states = {p: PartitionState(p) for p in wanted}
-    if not wanted:
-        return states
-    consumer = Consumer(
-        settings.consumer_config(
-            f"lastmile-learner-restore-{uuid.uuid4().hex[:8]}",
-            **{"enable.partition.eof": True, "isolation.level": "read_committed"},
-        )
-    )
     replays = {p: _Replay(states[p]) for p in wanted}
-    try:
-        parts = []
-        for p in wanted:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
-            if high > low:
-                parts.append(TopicPartition(topic, p, low))
-        if not parts:
-            return states
-        consumer.assign(parts)
-        todo = {tp.partition for tp in parts}
-        deadline = time.monotonic() + timeout
-        while todo:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} took more than {timeout:.0f} s")
-            for msg in consumer.consume(5000, 0.5):
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        todo.discard(msg.partition())
-                    else:
-                        log.warning("learner: reading %s: %s", topic, err)
-                    continue
-                replays[msg.partition()].add(msg.key(), msg.value())
-    finally:
-        consumer.close()
+    if wanted:
+        group = f"lastmile-learner-restore-{uuid.uuid4().hex[:8]}"
+        for msg in read_to_end(settings, topic, group, timeout, partitions=wanted):
+            replays[msg.partition()].add(msg.key(), msg.value())
     for replay in replays.values():
         replay.finish()
     return states

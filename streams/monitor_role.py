@@ -1154,8 +1154,9 @@ def read_snapshot(
 ) -> tuple[int, dict[str, Any]] | None:
     """The newest complete snapshot of `group` in the state topic, or None.
 
-    Reads every partition from the start to its end under ``read_committed``: chunks of
-    an aborted transaction are never seen, so what is read was committed with its outputs.
+    Reads every partition from the start to its end under ``read_committed``; a newer
+    snapshot cut short (readable on the embedded broker after a crash) leaves the last
+    complete one in force.
     """
     from streams.topics import read_to_end
 

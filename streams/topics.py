@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -67,11 +67,16 @@ def create_missing(settings: Settings, specs: list[NewTopic], timeout: float = 1
 
 
 def read_to_end(
-    settings: Settings, topic: str, group_id: str | None = None, timeout: float = 60.0
+    settings: Settings,
+    topic: str,
+    group_id: str | None = None,
+    timeout: float = 60.0,
+    partitions: Iterable[int] | None = None,
 ) -> Iterator[Message]:
-    """Every committed message in ``topic`` now, partition by partition in offset order,
-    ending at the end each partition had when reading began. Under ``read_committed``:
-    records of an aborted or open transaction are never seen.
+    """Every committed message in ``topic`` now (in `partitions`, default all), each
+    partition in offset order, ending at the end each had when reading began. Under
+    ``read_committed``: records of an open transaction are never seen (nor, on Kafka,
+    those of an aborted one).
 
     Raises :class:`TimeoutError` when the topic is not read within ``timeout`` seconds.
     """
@@ -85,8 +90,9 @@ def read_to_end(
         meta = consumer.list_topics(topic, timeout=10.0).topics.get(topic)
         if meta is None or meta.error is not None:
             return
+        wanted = meta.partitions if partitions is None else set(partitions)
         parts = []
-        for p in meta.partitions:
+        for p in sorted(wanted):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10.0)
             if high > low:
                 parts.append(TopicPartition(topic, p, low))
@@ -98,7 +104,7 @@ def read_to_end(
         while pending:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} took more than {timeout:.0f} s")
-            for message in consumer.consume(1000, 0.2):
+            for message in consumer.consume(5000, 0.2):
                 error = message.error()
                 if error is None:
                     yield message
