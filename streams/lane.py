@@ -186,6 +186,8 @@ class BatchLane:
         self._owed: Transaction | None = None
         self._incarnation = uuid.uuid4().hex[:8]
         self._sequence = 0
+        # Topics the skip list leaves alone: a role's own state, which it reads back.
+        self.private_topics: frozenset[str] = frozenset()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -412,11 +414,17 @@ class BatchLane:
         self.journal.begin(record.including(self._owed))
         skip = self._skip
         header = (TAG_HEADER, tag.encode())
+        private = self.private_topics
         return [
             Output(out.topic, out.value, out.key, [*(out.headers or ()), header], out.partition)
             for out in outputs
-            if not (skip and skip.take(out.topic, out.key))
+            if not (skip and out.topic not in private and skip.take(out.topic, out.key))
         ]
+
+    def unfinished_tags(self) -> list[str]:
+        """Tags of the transactions a killed predecessor (or an abort) left unfinished
+        and this lane is replaying: records carrying them never committed."""
+        return list(self._owed.tags) if self._owed is not None else []
 
     def _journal_done(self, positions: list) -> None:
         assert self.journal is not None

@@ -57,7 +57,7 @@ import math
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,7 @@ from schemas.codec import Codec, DecodeError
 from streams.config import Settings
 from streams.lane import BatchLane, Output
 from streams.registry import label_str
+from streams.takeover import TAG_HEADER
 
 log = logging.getLogger("lastmile.monitor")
 
@@ -1150,19 +1151,27 @@ def ensure_state_topic(settings: Settings, topic: str, timeout: float = 15.0) ->
 
 
 def read_snapshot(
-    settings: Settings, topic: str, group: str, timeout: float = 60.0
+    settings: Settings,
+    topic: str,
+    group: str,
+    timeout: float = 60.0,
+    ignore_tags: Iterable[str] = (),
 ) -> tuple[int, dict[str, Any]] | None:
     """The newest complete snapshot of `group` in the state topic, or None.
 
     Reads every partition from the start to its end under ``read_committed``; a newer
     snapshot cut short (readable on the embedded broker after a crash) leaves the last
-    complete one in force.
+    complete one in force. Chunks of the transactions `ignore_tags` names (left readable
+    by a killed predecessor, never committed: :mod:`streams.takeover`) are skipped.
     """
     from streams.topics import read_to_end
 
     prefix = f"{group}/".encode()
     reader = SnapshotReader()
+    ignored = {tag.encode() for tag in ignore_tags}
     for msg in read_to_end(settings, topic, f"{group}-restore", timeout):
+        if ignored and any(k == TAG_HEADER and v in ignored for k, v in msg.headers() or ()):
+            continue
         key = msg.key() or b""
         if key.startswith(prefix) and key[len(prefix) :].isdigit():
             reader.add(int(key[len(prefix) :]), msg.value())
@@ -1187,9 +1196,13 @@ class MonitorLane(BatchLane):
         self.monitor = monitor or Monitor(settings, self.options)
         topics = [settings.topic_predictions, settings.topic_outcomes, settings.topic_dlq]
         lane_options.setdefault("group_id", self.options.group_id)
+        # Its outputs follow from its state and inputs: after a crash the replay skips
+        # what the killed worker left visible (streams/takeover.py).
+        lane_options.setdefault("skip_visible", True)
         super().__init__(
             settings, "monitor", topics, self.monitor, on_assign=self._on_assign, **lane_options
         )
+        self.private_topics = frozenset({self.monitor.state_topic})
         self.monitor.lagging = self._lagging
 
     def _lagging(self) -> list[tuple[str, int]]:
@@ -1216,7 +1229,9 @@ class MonitorLane(BatchLane):
         consumer, producer = super()._clients()
         topic = self.monitor.state_topic
         ensure_state_topic(self.settings, topic)
-        snapshot = read_snapshot(self.settings, topic, self.options.group_id)
+        snapshot = read_snapshot(
+            self.settings, topic, self.options.group_id, ignore_tags=self.unfinished_tags()
+        )
         self.monitor.restore(snapshot)
         if snapshot is None:
             log.info("monitor: no state in %s; starting from the committed offsets", topic)

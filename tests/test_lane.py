@@ -22,40 +22,19 @@ from streams.config import Settings, settings_env
 from streams.lane import BatchLane, Output
 from streams.topics import ensure_topics
 
-# A lane that echoes each request to the predictions topic and kills itself with
-# SIGKILL inside its `kill_at`-th transaction, once its records are on the broker and
-# its offsets are in the transaction, just before the commit.
+# A lane that echoes each request to the predictions topic and kills itself inside its
+# transaction number argv[1], just before the commit (tests/dying.py).
 DYING_WORKER = textwrap.dedent(
     """
-    import os, signal, sys
+    import sys
+    sys.path.insert(0, {tests!r})
+    from dying import dying
     from streams.config import load_settings
     from streams.lane import BatchLane
-    sys.path.insert(0, {tests!r})
     from test_lane import Echo
 
-    kill_at = int(sys.argv[1])
-
-    class DyingProducer:
-        def __init__(self, producer):
-            self.producer, self.commits = producer, 0
-
-        def __getattr__(self, name):
-            return getattr(self.producer, name)
-
-        def commit_transaction(self, *args):
-            self.commits += 1
-            if self.commits == kill_at:
-                assert self.producer.flush(30) == 0  # every record is on the broker
-                os.kill(os.getpid(), signal.SIGKILL)
-            return self.producer.commit_transaction(*args)
-
-    class Dying(BatchLane):
-        def _clients(self):
-            consumer, producer = super()._clients()
-            return consumer, DyingProducer(producer)
-
     settings = load_settings()
-    lane = Dying(
+    lane = dying(BatchLane, int(sys.argv[1]))(
         settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
         skip_visible=True,
     )

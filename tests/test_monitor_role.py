@@ -7,6 +7,10 @@ so which window an event lands in, and when windows close, is deterministic.
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -22,7 +26,7 @@ from monitors.events import AlertEvent, MetricValue
 from monitors.notify import Notifier
 from monitors.state import chunk_header, decode_snapshot
 from schemas.codec import Codec
-from streams.config import Settings, load_settings
+from streams.config import Settings, load_settings, settings_env
 from streams.monitor_role import (
     Monitor,
     MonitorLane,
@@ -800,6 +804,91 @@ def test_restart_mid_stream_loses_and_duplicates_nothing(
     ]
     keys = Counter((m.key, m.window_start) for m in metrics)
     assert max(keys.values()) == 1
+    counts = {m.window_start: m.value for m in metrics if m.metric == "count"}
+    assert len(counts) == windows - 1 and set(counts.values()) == {float(per_window)}
+    alerts = [alert_from_avro(r) for r in read_topic(settings, settings.topic_alerts, "Alert")]
+    x2 = [(a.state, a.ts) for a in alerts if a.feature == "x2" and a.rule == "feature_drift"]
+    assert x2 == [("firing", window_end(9)), ("resolved", window_end(14))]
+
+
+# A monitor worker that kills itself, from its transaction number argv[1] on, in the
+# first that emits windows, before it sends its state (tests/dying.py): the metrics and
+# alerts it sent are readable on the embedded broker, its snapshot is not. argv[2] is
+# its group.
+DYING_MONITOR = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {tests!r})
+    from dying import dying
+    from monitors.notify import Notifier
+    from streams.config import load_settings
+    from streams.monitor_role import Monitor, MonitorLane, MonitorSettings
+    from streams.registry import Registry
+
+    settings = load_settings()
+    options = MonitorSettings(snapshot_interval=3600.0, group_id=sys.argv[2])
+    registry = Registry.from_settings(settings)
+    monitor = Monitor(settings, options, registry=registry, notifier=Notifier([]))
+    lane = dying(MonitorLane, int(sys.argv[1]), monitor.state_topic)
+    lane(settings, options, monitor, max_batch=400).run()
+    """
+)
+
+
+def test_sigkill_before_a_commit_neither_stalls_nor_repeats_a_window(
+    module_settings: Callable[[], Settings], tmp_path: Path
+) -> None:
+    """A monitor worker is killed inside a transaction, after its metrics and before its
+    snapshot. The next one fences it (the state topic is readable again), restores the
+    last committed snapshot, replays, and skips the metrics and alerts the killed one
+    left readable."""
+    settings = module_settings()
+    ensure_topics(settings)
+    registry = Registry.from_settings(settings)
+    register(registry, "k")
+    windows, per_window = 24, 1500
+    records = predictions(
+        "k",
+        windows,
+        per_window,
+        seed=22,
+        x2_shift=lambda i: np.where((i >= 8 * per_window) & (i < 14 * per_window), 1.0, 0.0),
+    )
+    produce(settings, settings.topic_predictions, "Prediction", records)
+    group = f"monitor-{uuid.uuid4().hex[:8]}"
+    script = DYING_MONITOR.format(tests=str(Path(__file__).parent))
+    log_path = tmp_path / "worker.log"
+    with log_path.open("ab") as log:
+        dead = subprocess.run(
+            [sys.executable, "-c", script, "40", group],
+            env={**os.environ, **settings_env(settings)},
+            stderr=log,
+            timeout=180,
+        )
+    assert dead.returncode == -9, log_path.read_text()[-3000:]
+    visible = read_topic(settings, settings.topic_metrics, "MonitorMetric")
+    assert visible, "the killed worker emitted no window: kill it later"
+
+    options = MonitorSettings(snapshot_interval=3600.0, group_id=group)
+    monitor = Monitor(settings, options, registry=registry, notifier=Notifier([]))
+    lane = MonitorLane(settings, options, monitor, max_batch=400)
+    lane.start()
+    try:
+        wait_until(
+            lambda: len(read_topic(settings, settings.topic_metrics, "MonitorMetric"))
+            >= len(visible) and monitor.counts["predictions"] > 0
+            and not lane._lagging(),
+            120,
+            lane,
+        )
+        time.sleep(2.0)
+    finally:
+        lane.stop()
+    metrics = [
+        metric_from_avro(r) for r in read_topic(settings, settings.topic_metrics, "MonitorMetric")
+    ]
+    keys = Counter((m.key, m.window_start) for m in metrics)
+    assert max(keys.values()) == 1, [k for k, n in keys.items() if n > 1][:5]
     counts = {m.window_start: m.value for m in metrics if m.metric == "count"}
     assert len(counts) == windows - 1 and set(counts.values()) == {float(per_window)}
     alerts = [alert_from_avro(r) for r in read_topic(settings, settings.topic_alerts, "Alert")]
