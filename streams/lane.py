@@ -7,7 +7,11 @@ of Kafka messages into output records and dead letters; the lane owns delivery:
 
 * ``exactly_once=True`` (the default): the outputs and the consumed offsets are
   committed in one Kafka transaction, so a crash at any point replays the batch
-  and readers under ``read_committed`` see each output once.
+  and readers under ``read_committed`` see each output once. The transactional.id
+  survives restarts (:class:`TransactionalSlot`), so a restarted worker fences the
+  killed one's open transaction at once; on the embedded broker, which shows that
+  transaction's records, ``skip_visible`` lanes also skip what it left readable
+  (:mod:`streams.takeover`).
 * ``exactly_once=False``: produce, flush (acks=all), then commit offsets
   synchronously; a crash can repeat a batch on the wire (at-least-once).
 
