@@ -246,12 +246,14 @@ class BatchLane:
         last = self.journal.last()
         if last is None or last.done:
             return
+        began = time.monotonic()
         counts = left_visible(self.settings, last)
         log.info(
-            "%s: took over an unfinished transaction; %d of its records are visible and "
-            "will not be sent again",
+            "%s: took over an unfinished transaction; %d of its records are readable and "
+            "will not be sent again (found in %.2f s)",
             self.name,
             sum(counts.values()),
+            time.monotonic() - began,
         )
         self._owed = last
         self._skip = SkipList(counts, last.last_offsets())
