@@ -66,6 +66,14 @@ the checkpoint); on the input topics they are the routing stage's exactly-once, 
 every lane. The learned order is the routing order: a backlog read from several input
 partitions is routed in the order it is fetched, not in event time.
 
+The embedded broker shows what a transaction cut short by a crash or an abort had sent,
+and does not commit its offsets. Two rules keep learning exact there too: a checkpoint
+is restored only when complete, with the changelog entries before it (what follows the
+last complete one is dropped, :func:`~streams.learner_state.read_state`); and every
+routed item carries the partition and offset it was routed from, so the learning stage
+drops a second routing of an item it already folded in
+(:meth:`~streams.learner_state.PartitionState.first_routing`).
+
 Model lines and snapshots
 -------------------------
 A model's line starts from its champion version when the learner first sees it (a River

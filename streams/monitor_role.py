@@ -25,7 +25,10 @@ role reads the newest snapshot, restores it and seeks the inputs to the snapshot
 offsets (which may be behind the group's committed offsets: batches that emitted nothing
 are simply folded again). Nothing emitted is emitted twice, nothing consumed is lost.
 An aborted transaction rolls the in-memory state back to the last committed snapshot
-the same way.
+the same way. On the embedded broker, which shows what a killed or aborted transaction
+had sent, the lane restores the last snapshot that committed (not the cut-short one)
+and skips, while it replays, the metrics and alerts left readable (``skip_visible``,
+:mod:`streams.takeover`).
 
 Event time and partitions
 -------------------------
