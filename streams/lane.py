@@ -379,13 +379,10 @@ class BatchLane:
         for out in outputs:
             while True:
                 try:
-                    if out.partition >= 0:
-                        produce(
-                            out.topic, out.value, out.key, out.partition, headers=out.headers,
-                            **extra,
-                        )
-                    else:
-                        produce(out.topic, out.value, out.key, headers=out.headers, **extra)
+                    # Partition -1 is librdkafka's "unassigned": the key's partitioner picks.
+                    produce(
+                        out.topic, out.value, out.key, out.partition, headers=out.headers, **extra
+                    )
                     break
                 except BufferError:
                     # The local queue is full: let librdkafka send before adding more.
@@ -397,11 +394,10 @@ class BatchLane:
         producer.begin_transaction()
         if self.journal is not None:
             outputs = self._journal_begin(outputs, positions)
-        failures = self._produce_all(producer, outputs)
+        # No delivery callbacks in a transaction: a failed record fails the commit.
+        self._produce_all(producer, outputs)
         producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
-        if failures:
-            raise KafkaException(failures[0])
         if self.journal is not None:
             self._journal_done(positions)
 
