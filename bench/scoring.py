@@ -781,6 +781,7 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
     """Seconds per stage of Scorer.process, replayed with the scorer's own parts, and the
     same requests decoded other ways for comparison."""
     from streams.registry import check_features
+    from streams.scorer import prediction_record
 
     codec, topic_in, topic_out = scorer.codec, scorer.settings.topic_requests, \
         scorer.settings.topic_predictions
@@ -817,7 +818,7 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
         now_ms = int(time.time() * 1000)
         records = timed(stages, "build prediction dicts",
                         lambda b=batch, r=reqs, res=results, v=version, t=now_ms: [
-                            _prediction(m, q, v, sc, lb, t)
+                            prediction_record(m, q, v, "champion", sc, lb, t)
                             for m, q, (sc, lb) in zip(b, r, res, strict=True)
                         ])
         timed(stages, "encode (codec.encode, Avro)", lambda r=records: [
@@ -883,28 +884,6 @@ def _transactions(settings: Settings, consumer: Consumer, outputs: list[list[Any
     finally:
         del producer  # gone before the broker stops, or librdkafka complains
     return kafka, {k: v for k, v in small.items() if v}
-
-
-def _prediction(message: Message, request: dict, version: int, score: float, label: str,
-                now_ms: int) -> dict:
-    """The record Scorer._score_version builds (kept in step with it)."""
-    timestamp = message.timestamp()[1]
-    sent_ms = timestamp if timestamp and timestamp > 0 else request["event_time"]
-    return {
-        "request_id": request["request_id"],
-        "model": request["model"],
-        "version": version,
-        "variant": "champion",
-        "score": score,
-        "label": label,
-        "features": request["features"],
-        "event_time": request["event_time"],
-        "scored_time": now_ms,
-        "latency_ms": float(max(0, now_ms - sent_ms)),
-        "caller": request.get("caller"),
-        "metadata": request.get("metadata") or {},
-        "entity_id": request.get("entity_id"),
-    }
 
 
 # -- the child jobs (run as: scoring.py _child faust|quix CONFIG_JSON) -----------------------

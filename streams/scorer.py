@@ -37,6 +37,44 @@ from streams.registry import LoadedModel, Registry, RegistryError, check_feature
 log = logging.getLogger("lastmile.scorer")
 
 
+def prediction_record(
+    message: Message,
+    request: dict[str, Any],
+    version: int,
+    variant: str,
+    score: float,
+    label: str,
+    now_ms: int,
+) -> dict[str, Any]:
+    """The Prediction for `request` (read from `message`), scored at `now_ms`; its
+    latency counts from when the request reached the broker (else its event time).
+
+    >>> class Sent:
+    ...     def timestamp(self): return (1, 1_000)
+    >>> r = {"request_id": "r1", "model": "m", "features": {"x": 1.0}, "event_time": 900}
+    >>> p = prediction_record(Sent(), r, 2, "champion", 0.7, "1", 1_025)
+    >>> p["version"], p["variant"], p["latency_ms"], p["metadata"]
+    (2, 'champion', 25.0, {})
+    """
+    timestamp = message.timestamp()[1]
+    sent_ms = timestamp if timestamp and timestamp > 0 else request["event_time"]
+    return {
+        "request_id": request["request_id"],
+        "model": request["model"],
+        "version": version,
+        "variant": variant,
+        "score": score,
+        "label": label,
+        "features": request["features"],
+        "event_time": request["event_time"],
+        "scored_time": now_ms,
+        "latency_ms": float(max(0, now_ms - sent_ms)),
+        "caller": request.get("caller"),
+        "metadata": request.get("metadata") or {},
+        "entity_id": request.get("entity_id"),
+    }
+
+
 class ModelCache:
     """Loaded model versions, loaded on first use and dropped when retired.
 
@@ -181,23 +219,7 @@ class Scorer:
                     outputs.append(self._dead(message, "score", reason, "model_exception", model))
                 continue
             score, label = result
-            timestamp = message.timestamp()[1]
-            sent_ms = timestamp if timestamp and timestamp > 0 else request["event_time"]
-            prediction = {
-                "request_id": request["request_id"],
-                "model": model,
-                "version": version,
-                "variant": variant,
-                "score": score,
-                "label": label,
-                "features": request["features"],
-                "event_time": request["event_time"],
-                "scored_time": now_ms,
-                "latency_ms": float(max(0, now_ms - sent_ms)),
-                "caller": request.get("caller"),
-                "metadata": request.get("metadata") or {},
-                "entity_id": request.get("entity_id"),
-            }
+            prediction = prediction_record(message, request, version, variant, score, label, now_ms)
             value, headers = self.codec.encode("Prediction", prediction, topic_out)
             outputs.append(Output(topic_out, value, request["request_id"], headers))
             self.counts[variant] += 1
