@@ -726,24 +726,51 @@ def test_performance_from_joined_outcomes(scenario: dict[str, Any]) -> None:
     assert drift_alerts(scenario["alerts"], "perf") == []
 
 
+# -- restarts: 24 windows of 1,500 predictions, x2 drifting over windows 8 to 13 ----------
+
+WINDOWS, PER_WINDOW = 24, 1500
+
+
+def produce_drifting_stream(
+    settings: Settings, model: str, seed: int
+) -> tuple[Registry, list[dict]]:
+    """`model` registered with its reference profile, and its predictions produced."""
+    ensure_topics(settings)
+    registry = Registry.from_settings(settings)
+    register(registry, model)
+    records = predictions(
+        model,
+        WINDOWS,
+        PER_WINDOW,
+        seed=seed,
+        x2_shift=lambda i: np.where((i >= 8 * PER_WINDOW) & (i < 14 * PER_WINDOW), 1.0, 0.0),
+    )
+    produce(settings, settings.topic_predictions, "Prediction", records)
+    return registry, records
+
+
+def assert_each_window_once(settings: Settings) -> None:
+    """Each window's metrics are read once, every event counted, x2's drift alert fired
+    and resolved once."""
+    metrics = [
+        metric_from_avro(r) for r in read_topic(settings, settings.topic_metrics, "MonitorMetric")
+    ]
+    keys = Counter((m.key, m.window_start) for m in metrics)
+    assert max(keys.values()) == 1, [k for k, n in keys.items() if n > 1][:5]
+    counts = {m.window_start: m.value for m in metrics if m.metric == "count"}
+    assert len(counts) == WINDOWS - 1 and set(counts.values()) == {float(PER_WINDOW)}
+    alerts = [alert_from_avro(r) for r in read_topic(settings, settings.topic_alerts, "Alert")]
+    x2 = [(a.state, a.ts) for a in alerts if a.feature == "x2" and a.rule == "feature_drift"]
+    assert x2 == [("firing", window_end(9)), ("resolved", window_end(14))]
+
+
 def test_restart_mid_stream_loses_and_duplicates_nothing(
     module_settings: Callable[[], Settings],
 ) -> None:
     """The first lane dies mid-stream (its handler raises); a second one restores the last
     snapshot, seeks back to its offsets and finishes: each window once, every event counted."""
     settings = module_settings()
-    ensure_topics(settings)
-    registry = Registry.from_settings(settings)
-    register(registry, "r")
-    windows, per_window = 24, 1500
-    records = predictions(
-        "r",
-        windows,
-        per_window,
-        seed=21,
-        x2_shift=lambda i: np.where((i >= 8 * per_window) & (i < 14 * per_window), 1.0, 0.0),
-    )
-    produce(settings, settings.topic_predictions, "Prediction", records)
+    registry, records = produce_drifting_stream(settings, "r", seed=21)
     options = MonitorSettings(snapshot_interval=3600.0, group_id=f"monitor-{uuid.uuid4().hex[:8]}")
 
     def lane() -> MonitorLane:
@@ -799,16 +826,7 @@ def test_restart_mid_stream_loses_and_duplicates_nothing(
     finally:
         second.stop()
     assert second.monitor.counts["skipped_seen"] == 0
-    metrics = [
-        metric_from_avro(r) for r in read_topic(settings, settings.topic_metrics, "MonitorMetric")
-    ]
-    keys = Counter((m.key, m.window_start) for m in metrics)
-    assert max(keys.values()) == 1
-    counts = {m.window_start: m.value for m in metrics if m.metric == "count"}
-    assert len(counts) == windows - 1 and set(counts.values()) == {float(per_window)}
-    alerts = [alert_from_avro(r) for r in read_topic(settings, settings.topic_alerts, "Alert")]
-    x2 = [(a.state, a.ts) for a in alerts if a.feature == "x2" and a.rule == "feature_drift"]
-    assert x2 == [("firing", window_end(9)), ("resolved", window_end(14))]
+    assert_each_window_once(settings)
 
 
 # A monitor worker that kills itself, from its transaction number argv[1] on, in the
@@ -843,18 +861,7 @@ def test_sigkill_before_a_commit_neither_stalls_nor_repeats_a_window(
     last committed snapshot, replays, and skips the metrics and alerts the killed one
     left readable."""
     settings = module_settings()
-    ensure_topics(settings)
-    registry = Registry.from_settings(settings)
-    register(registry, "k")
-    windows, per_window = 24, 1500
-    records = predictions(
-        "k",
-        windows,
-        per_window,
-        seed=22,
-        x2_shift=lambda i: np.where((i >= 8 * per_window) & (i < 14 * per_window), 1.0, 0.0),
-    )
-    produce(settings, settings.topic_predictions, "Prediction", records)
+    registry, records = produce_drifting_stream(settings, "k", seed=22)
     group = f"monitor-{uuid.uuid4().hex[:8]}"
     script = DYING_MONITOR.format(tests=str(Path(__file__).parent))
     log_path = tmp_path / "worker.log"
@@ -884,13 +891,4 @@ def test_sigkill_before_a_commit_neither_stalls_nor_repeats_a_window(
         time.sleep(2.0)
     finally:
         lane.stop()
-    metrics = [
-        metric_from_avro(r) for r in read_topic(settings, settings.topic_metrics, "MonitorMetric")
-    ]
-    keys = Counter((m.key, m.window_start) for m in metrics)
-    assert max(keys.values()) == 1, [k for k, n in keys.items() if n > 1][:5]
-    counts = {m.window_start: m.value for m in metrics if m.metric == "count"}
-    assert len(counts) == windows - 1 and set(counts.values()) == {float(per_window)}
-    alerts = [alert_from_avro(r) for r in read_topic(settings, settings.topic_alerts, "Alert")]
-    x2 = [(a.state, a.ts) for a in alerts if a.feature == "x2" and a.rule == "feature_drift"]
-    assert x2 == [("firing", window_end(9)), ("resolved", window_end(14))]
+    assert_each_window_once(settings)
