@@ -728,7 +728,7 @@ def test_performance_from_joined_outcomes(scenario: dict[str, Any]) -> None:
 
 # -- restarts: 24 windows of 1,500 predictions, x2 drifting over windows 8 to 13 ----------
 
-WINDOWS, PER_WINDOW = 24, 1500
+RESTART_WINDOWS, RESTART_PER_WINDOW = 24, 1500
 
 
 def produce_drifting_stream(
@@ -740,10 +740,12 @@ def produce_drifting_stream(
     register(registry, model)
     records = predictions(
         model,
-        WINDOWS,
-        PER_WINDOW,
+        RESTART_WINDOWS,
+        RESTART_PER_WINDOW,
         seed=seed,
-        x2_shift=lambda i: np.where((i >= 8 * PER_WINDOW) & (i < 14 * PER_WINDOW), 1.0, 0.0),
+        x2_shift=lambda i: np.where(
+            (i >= 8 * RESTART_PER_WINDOW) & (i < 14 * RESTART_PER_WINDOW), 1.0, 0.0
+        ),
     )
     produce(settings, settings.topic_predictions, "Prediction", records)
     return registry, records
@@ -758,7 +760,8 @@ def assert_each_window_once(settings: Settings) -> None:
     keys = Counter((m.key, m.window_start) for m in metrics)
     assert max(keys.values()) == 1, [k for k, n in keys.items() if n > 1][:5]
     counts = {m.window_start: m.value for m in metrics if m.metric == "count"}
-    assert len(counts) == WINDOWS - 1 and set(counts.values()) == {float(PER_WINDOW)}
+    assert len(counts) == RESTART_WINDOWS - 1
+    assert set(counts.values()) == {float(RESTART_PER_WINDOW)}
     alerts = [alert_from_avro(r) for r in read_topic(settings, settings.topic_alerts, "Alert")]
     x2 = [(a.state, a.ts) for a in alerts if a.feature == "x2" and a.rule == "feature_drift"]
     assert x2 == [("firing", window_end(9)), ("resolved", window_end(14))]
