@@ -256,7 +256,11 @@ def test_cli_migrate_status_and_query(clickhouse: object) -> None:
     assert {r["state"] for r in json.loads(result.output)} == {"applied"}
 
     result = runner.invoke(
-        db.db_group, ["query", "SELECT 1 AS one, 'a' AS letter UNION ALL SELECT 2, 'b'"], env=env
+        db.db_group,
+        # UNION ALL alone leaves the row order to ClickHouse's threads: order it.
+        ["query", "SELECT * FROM (SELECT 1 AS one, 'a' AS letter UNION ALL SELECT 2, 'b') "
+         "ORDER BY one"],
+        env=env,
     )
     assert result.exit_code == 0, result.output
     assert result.output.split("\n")[0].split() == ["one", "letter"]
