@@ -1749,6 +1749,104 @@ class _Gen:
         return ns["_read"], ns["_write"], source
 
 
+def _json_conformer(tree: Any) -> Callable[[Any], dict] | None:
+    """A function giving what ``_conform(tree, obj, "", True, True)`` gives for a parsed
+    JSON record that needs no coercion, and raising for anything else (then the
+    walker, which words the error, takes over). Generated code, one check per field;
+    a map or nested type not inlined here goes to the walker on its own.
+
+    >>> tree = {"type": "record", "name": "R", "fields": [
+    ...     {"name": "id", "type": "string"},
+    ...     {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+    ...     {"name": "x", "type": {"type": "map", "values": ["null", "double"]}},
+    ...     {"name": "tag", "type": ["null", "string"], "default": None}]}
+    >>> conform = _json_conformer(tree)
+    >>> conform({"id": "a", "at": 5, "x": {"u": 1.5}})
+    {'id': 'a', 'at': 5, 'x': {'u': 1.5}, 'tag': None}
+    >>> conform({"id": "a", "at": "2024-05-01T12:00:00Z", "x": {}})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    schemas.codec._Bail
+    """
+    kind, _ = _base(tree)
+    if not isinstance(kind, dict) or kind.get("type") not in ("record", "error"):
+        return None
+    ns: dict[str, Any] = {
+        "_Bail": _Bail,
+        "_conform": _conform,
+        "_default_value": _default_value,
+        "_isfinite": math.isfinite,
+        "_is_str": str.__instancecheck__,
+        "_LMIN": _LONG_MIN,
+        "_LMAX": _LONG_MAX,
+        "_ABSENT": object(),
+    }
+    fields = kind["fields"]
+    ns["_NAMES"] = frozenset(f["name"] for f in fields)
+    lines = [
+        "def conform(V):",
+        "    if type(V) is not dict or not V.keys() <= _NAMES:",
+        "        raise _Bail",
+    ]
+    results = []
+    for i, f in enumerate(fields):
+        name, node, var = f["name"], f["type"], f"x{i}"
+        results.append(f"{name!r}: {var}")
+        ns[f"N{i}"] = node
+        if "default" in f:
+            ns[f"D{i}"] = f["default"]
+            default = f["default"]
+            if default is None or type(default) in (str, bool):
+                fill = f"D{i}"
+            elif default == {} and not isinstance(default, list):
+                fill = "{}"
+            else:
+                fill = f"_default_value(N{i}, D{i})"
+            lines += [
+                f"    {var} = V.get({name!r}, _ABSENT)",
+                f"    if {var} is _ABSENT:",
+                f"        {var} = {fill}",
+                "    else:",
+            ]
+            indent = "        "
+        else:
+            lines.append(f"    {var} = V[{name!r}]")  # KeyError: missing, the walker says so
+            indent = "    "
+        lines += [indent + line for line in _json_field_check(node, var, i, ns)]
+    lines.append(f"    return {{{', '.join(results)}}}")
+    return _compile("\n".join(lines) + "\n", ns, "conform")
+
+
+def _json_field_check(node: Any, var: str, i: int, ns: dict[str, Any]) -> list[str]:
+    """Lines that accept `var` unchanged when it is exactly of a plain type of `node`
+    (time fields: an int), or replace it by the walker's conformed value."""
+    kind, logical = _base(node)
+    plain = _plain_types(node)
+    if plain:
+        ns[f"T{i}"] = plain
+        checks = [f"type({var}) not in T{i}"]
+        if float in plain:
+            checks.append(f"(type({var}) is float and not _isfinite({var}))")
+        if str in plain:
+            checks.append(f"(type({var}) is str and not {var}.isascii())")
+        if int in plain:
+            checks.append(f"(type({var}) is int and not _LMIN <= {var} <= _LMAX)")
+        return [f"if {' or '.join(checks)}:", "    raise _Bail"]
+    if kind in ("long", "int") and logical in _TIME_LOGICAL:
+        low, high = ("_LMIN", "_LMAX") if kind == "long" else (str(_INT_MIN), str(_INT_MAX))
+        return [f"if type({var}) is not int or not {low} <= {var} <= {high}:", "    raise _Bail"]
+    if isinstance(kind, dict) and kind["type"] == "map" and float in _plain_types(kind["values"]):
+        # All-number maps (the features), checked in C as the walker does; else the walker.
+        return [
+            f"if (type({var}) is dict and {var} and set(map(type, {var}.values())) == {{float}}",
+            f"        and all(map(_is_str, {var})) and _isfinite(sum({var}.values()))):",
+            f"    {var} = dict({var})",
+            "else:",
+            f"    {var} = _conform(N{i}, {var}, '', True, True)",
+        ]
+    return [f"{var} = _conform(N{i}, {var}, '', True, True)"]
+
+
 # --------------------------------------------------------------------------- per-schema machinery
 
 
@@ -1770,6 +1868,7 @@ class _Current:
         except _Unsupported:
             self.fast_read = self.fast_write = None
             self.source = ""
+        self.fast_json = _json_conformer(info.tree)
         # fingerprint (bytes) -> reader(value, start) -> record
         self.readers: dict[bytes, Callable[[bytes, int], dict]] = {self.fp_b: self.read_current}
         for other in known:
@@ -1788,6 +1887,19 @@ class _Current:
             except Exception:
                 pass
         return self.read_slow(value, start, self.info.plain, None, self.info)
+
+    def conform_json(self, obj: Any) -> dict:
+        """The record in a parsed JSON object; :class:`DecodeError` when it breaks the schema."""
+        fast = self.fast_json
+        if fast is not None:
+            try:
+                return fast(obj)
+            except Exception:
+                pass  # the walker below says what is wrong, or coerces
+        try:
+            return _conform(self.info.tree, obj, "", True, True)
+        except _Invalid as err:
+            raise _validate_error(self.name, err) from None
 
     def resolver(self, writer: SchemaInfo) -> Callable[[bytes, int], dict]:
         def read(value: bytes, start: int) -> dict:
@@ -2133,10 +2245,7 @@ class Codec:
                 f"a {schema_name} must be a JSON object {{...}}",
                 schema=schema_name,
             )
-        try:
-            return _conform(cur.info.tree, obj, "", True, True)
-        except _Invalid as err:
-            raise _validate_error(schema_name, err) from None
+        return cur.conform_json(obj)
 
     def _decode_header(
         self, cur: _Current, value: bytes, fp: bytes | None, name: bytes | None
@@ -2258,10 +2367,7 @@ class Codec:
                 f"the JSON value is {_describe(obj)}; a {cur.name} must be a JSON object {{...}}",
                 schema=cur.name,
             )
-        try:
-            return _conform(cur.info.tree, obj, "", True, True)
-        except _Invalid as err:
-            raise _validate_error(cur.name, err) from None
+        return cur.conform_json(obj)
 
 
 def _text(value: bytes | str | None) -> str:
