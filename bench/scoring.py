@@ -780,7 +780,6 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
             ) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per stage of Scorer.process, replayed with the scorer's own parts, and the
     same requests decoded other ways for comparison."""
-    from streams.registry import check_features
     from streams.scorer import prediction_record
 
     codec, topic_in, topic_out = scorer.codec, scorer.settings.topic_requests, \
@@ -803,8 +802,8 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
         ])
         version = routes[0][0][0]
         loaded = scorer.cache.get(MODEL, version)
-        timed(stages, "validate (check_features)", lambda r=reqs, lm=loaded: [
-            check_features(q["features"], lm.meta) for q in r
+        timed(stages, "validate (LoadedModel.check_features)", lambda r=reqs, lm=loaded: [
+            lm.check_features(q["features"]) for q in r
         ])
         rows = [q["features"] for q in reqs]
         frame = timed(stages, "predict: DataFrame.from_records",

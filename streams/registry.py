@@ -65,8 +65,9 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,9 @@ def infer_features(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
             if types.get(name) is None:
                 types[name] = feature_type(value)
     return [{"name": str(n), "type": t or "number"} for n, t in types.items()]
+
+
+_NUMBER_TYPES = frozenset((int, float))
 
 
 def check_features(features: Any, meta: Any) -> str | None:
@@ -749,11 +753,38 @@ class LoadedModel:
         self._label_objects: dict[str, Any] = {label_str(v): v for v in raw_labels}
         self._classifier = self.task == "classification"
         self._vectorised = True
+        specs = self.meta.get("features") or []
+        # All-number feature lists (the common case) are checked in C: one lookup of
+        # every name, one set of types, one sum; anything odd gets check_features' walk.
+        self._number_values: Callable[[Mapping[str, Any]], tuple] | None = None
+        if specs and all(spec["type"] == "number" for spec in specs):
+            getter = itemgetter(*self.feature_names)
+            self._number_values = getter if len(specs) > 1 else lambda row: (getter(row),)
         if self.flavor == "python":
             self._python_columns = hasattr(model, "feature_names_in_")
             self._python_classes = (
                 [label_str(c) for c in model.classes_] if hasattr(model, "classes_") else None
             )
+
+    def check_features(self, features: Any) -> str | None:
+        """:func:`check_features` against this version, fast for numeric features.
+
+        >>> lm = LoadedModel(None, {"flavor": "river", "features": [
+        ...     {"name": "a", "type": "number"}, {"name": "b", "type": "number"}]})
+        >>> lm.check_features({"a": 1.0, "b": 2, "c": "extra"}) is None
+        True
+        >>> lm.check_features({"a": 1.0, "b": True})
+        "feature 'b' should be a number, got bool"
+        """
+        numbers = self._number_values
+        if numbers is not None and type(features) is dict:
+            try:
+                values = numbers(features)
+                if _NUMBER_TYPES.issuperset(map(type, values)) and math.isfinite(sum(values)):
+                    return None
+            except (KeyError, OverflowError):
+                pass  # the walk says which feature is missing or out of range
+        return check_features(features, self.meta)
 
     @property
     def vectorised(self) -> bool:

@@ -32,7 +32,7 @@ from streams.deadletters import (
     reason_unknown_model,
 )
 from streams.lane import BatchLane, Output
-from streams.registry import LoadedModel, Registry, RegistryError, check_features
+from streams.registry import LoadedModel, Registry, RegistryError
 
 log = logging.getLogger("lastmile.scorer")
 
@@ -199,7 +199,7 @@ class Scorer:
 
         valid: list[tuple[Message, dict, str]] = []
         for item in items:
-            reason = check_features(item[1]["features"], loaded.meta)
+            reason = loaded.check_features(item[1]["features"])
             if reason is None:
                 valid.append(item)
             elif item[2] != "shadow":  # the answering variant reports it once

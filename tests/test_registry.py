@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from river import linear_model, preprocessing, tree
 
 from streams.registry import (
@@ -290,6 +292,28 @@ def test_check_features() -> None:
     )
     assert check_features([1, 2], meta) == "features should be an object, got list"
     assert check_features({}, {"features": []}) is None
+
+
+feature_values = (
+    st.floats()
+    | st.integers(-(2**70), 2**70)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=3)
+    | st.sampled_from([1e308, -1e308, float("inf")])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.dictionaries(st.sampled_from(["a", "b", "c", "other"]), feature_values),
+    width=st.integers(1, 3),
+)
+def test_a_loaded_model_checks_features_as_check_features_does(values, width) -> None:
+    # The version's compiled check (a fast path for all-number features) says the same
+    # as the plain function, for every mix of present, absent and odd values.
+    meta = {"flavor": "river", "features": [{"name": n, "type": "number"} for n in "abc"[:width]]}
+    assert LoadedModel(None, meta).check_features(values) == check_features(values, meta)
 
 
 def test_loaded_model_positive_class_and_labels() -> None:
