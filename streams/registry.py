@@ -709,6 +709,11 @@ def _sweep_stale_tmp(mdir: Path, older_than: float = 3600.0) -> None:
 
 # -- one interface over both flavors -----------------------------------------------------
 
+# Below this many rows a River model scores row by row: faster than building a DataFrame
+# (StandardScaler | LogisticRegression, 10 features: 4.2 us a row against 0.92 ms + 1 us
+# a row in a batch; they cross near 290 rows).
+RIVER_BATCH_MIN_ROWS = 200
+
 
 class LoadedModel:
     """A model version ready to score: the same calls for River and python flavors.
@@ -825,7 +830,10 @@ class LoadedModel:
         """
         if not rows:
             return []
-        if self._vectorised:
+        # A River batch pays ~1 ms for its DataFrame whatever its size, one row ~5 us:
+        # small batches (low rates, where latency counts) go row by row.
+        small = self.flavor == "river" and len(rows) < RIVER_BATCH_MIN_ROWS
+        if self._vectorised and not small:
             try:
                 if self.flavor == "river":
                     return self._river_batch(rows)

@@ -216,6 +216,8 @@ def test_predict_many_equals_predict_one(registry: Registry) -> None:
     one = [vec.predict_one(r) for r in rows]
     assert [label for _, label in many] == [label for _, label in one]
     np.testing.assert_allclose([s for s, _ in many], [s for s, _ in one], rtol=1e-9, atol=1e-12)
+    # A small batch (low rates) goes row by row: the very same answers.
+    assert vec.predict_many(rows[:10]) == one[:10]
 
     # A Hoeffding tree has no predict_proba_many: per-event fallback, same answers.
     ht = tree.HoeffdingTreeClassifier(grace_period=50)
