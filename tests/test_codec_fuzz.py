@@ -16,13 +16,11 @@ from schemas.codec import (
     FINITE_SCHEMAS,
     HEADER_FINGERPRINT,
     HEADER_SCHEMA,
+    JSON_SCHEMAS,
     SCHEMA_NAMES,
     Codec,
     DecodeError,
     _base,
-    _conform,
-    _Invalid,
-    _where,
     registry_client,
 )
 
@@ -203,20 +201,27 @@ def test_decode_many_never_raises(name, values):
     assert all(isinstance(r, (dict, DecodeError)) for r in results)
 
 
-def _walked(name: str, obj) -> str:
-    """What the validating walker makes of a parsed JSON object (or its error), as repr:
-    types count (1 is not 1.0)."""
-    try:
-        return repr(_conform(CODEC.schema(name).tree, obj, "", True, True))
-    except _Invalid as err:
-        return f"invalid: {_where(name, err)}"
+# The same codec with its generated JSON fast paths turned off: the validating walker
+# alone, which the fast paths must agree with exactly (or step aside to).
+WALKER = Codec()
+for _cur in WALKER._current.values():
+    _cur.fast_json = _cur.json_decode = None
 
 
-def _fast(name: str, obj) -> str:
+def _outcome(call) -> str:
+    """A result as repr (types count: 1 is not 1.0), or the error's reason."""
     try:
-        return repr(CODEC._get(name).conform_json(obj))
+        return repr(call())
     except DecodeError as err:
         return f"invalid: {err.reason}"
+
+
+def _conformed(codec: Codec, name: str, obj) -> str:
+    return _outcome(lambda: codec._get(name).conform_json(obj))
+
+
+def _decoded(codec: Codec, name: str, value: bytes) -> str:
+    return _outcome(lambda: codec.decode(value, None, name))
 
 
 scalars = (
@@ -226,18 +231,15 @@ scalars = (
     | st.floats()
     | st.text(max_size=8)
     | st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01 12:00", "", "é"])
+    | st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, 2**31, 1e308, -0.0])
     | st.builds(dict)
     | st.builds(list)
 )
 
 
-@pytest.mark.parametrize("name", SCHEMA_NAMES)
-@FUZZ
-@given(data=st.data())
-def test_generated_json_check_agrees_with_the_walker(name, data):
-    # The generated fast path must give exactly what the walker gives (or step aside
-    # to it), for valid records and for records with one field off: another value, a
-    # nested one, or absent.
+def near_misses(name: str, data) -> dict:
+    """A valid record of `name`, or one with a field off: another value, a nested one,
+    an unknown field, or a field absent."""
     obj = data.draw(RECORDS[name])
     field = data.draw(st.sampled_from([None, "unknown", *obj]))
     if field is not None:
@@ -246,11 +248,36 @@ def test_generated_json_check_agrees_with_the_walker(name, data):
             obj.pop(field, None)
         else:
             obj[field] = data.draw(scalars if how == "scalar" else json_values)
-    assert _fast(name, obj) == _walked(name, obj)
+    return obj
+
+
+@pytest.mark.parametrize("name", SCHEMA_NAMES)
+@FUZZ
+@given(data=st.data())
+def test_generated_json_check_agrees_with_the_walker(name, data):
+    obj = near_misses(name, data)
+    assert _conformed(CODEC, name, obj) == _conformed(WALKER, name, obj)
+
+
+@pytest.mark.parametrize("name", sorted(JSON_SCHEMAS))
+@FUZZ
+@given(data=st.data(), ascii_only=st.booleans())
+def test_msgspec_json_decoder_agrees_with_the_walker(name, data, ascii_only):
+    # JSON bytes as producers write them: escaped or raw UTF-8 (lone surrogates can only
+    # be escaped), integers of any size, floats in every notation json writes.
+    obj = near_misses(name, data)
+    try:
+        value = json.dumps(obj, ensure_ascii=ascii_only).encode()
+    except UnicodeEncodeError:
+        value = json.dumps(obj).encode()
+    assert _decoded(CODEC, name, value) == _decoded(WALKER, name, value)
 
 
 @FUZZ
 @given(name=schema_names, obj=json_values)
 def test_generated_json_check_agrees_on_any_json(name, obj):
     assume(isinstance(obj, dict))
-    assert _fast(name, obj) == _walked(name, obj)
+    assert _conformed(CODEC, name, obj) == _conformed(WALKER, name, obj)
+    if name in JSON_SCHEMAS:
+        value = json.dumps(obj).encode()
+        assert _decoded(CODEC, name, value) == _decoded(WALKER, name, value)
