@@ -364,11 +364,17 @@ class BatchLane:
         self.committed()
         return True
 
-    def _produce_all(self, producer: Producer, outputs: list[Output]) -> list[KafkaError]:
-        """Hand every output to the producer; the delivery failures, when not in a
-        transaction (in one, a record that fails makes ``commit_transaction`` fail, so no
-        callback is needed)."""
+    def _produce_all(
+        self,
+        producer: Producer,
+        outputs: list[Output],
+        tag: tuple[str, bytes] | None = None,
+    ) -> list[KafkaError]:
+        """Hand every output to the producer, each with the `tag` header when given; the
+        delivery failures, when not in a transaction (in one, a record that fails makes
+        ``commit_transaction`` fail, so no callback is needed)."""
         failures: list[KafkaError] = []
+        tagged = [tag] if tag is not None else []
 
         def report(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
@@ -380,9 +386,10 @@ class BatchLane:
             while True:
                 try:
                     # Partition -1 is librdkafka's "unassigned": the key's partitioner picks.
-                    produce(
-                        out.topic, out.value, out.key, out.partition, headers=out.headers, **extra
-                    )
+                    headers = out.headers
+                    if tagged:
+                        headers = [*headers, *tagged] if headers else tagged
+                    produce(out.topic, out.value, out.key, out.partition, headers=headers, **extra)
                     break
                 except BufferError:
                     # The local queue is full: let librdkafka send before adding more.
@@ -392,18 +399,21 @@ class BatchLane:
     def _transact(self, consumer: Consumer, producer: Producer, outputs: list[Output]) -> None:
         positions = consumer.position(consumer.assignment())
         producer.begin_transaction()
+        tag = None
         if self.journal is not None:
-            outputs = self._journal_begin(outputs, positions)
+            outputs, tag = self._journal_begin(outputs, positions)
         # No delivery callbacks in a transaction: a failed record fails the commit.
-        self._produce_all(producer, outputs)
+        self._produce_all(producer, outputs, tag)
         producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
         producer.commit_transaction(60)
         if self.journal is not None:
             self._journal_done(positions)
 
-    def _journal_begin(self, outputs: list[Output], positions: list) -> list[Output]:
-        """Record the transaction before it sends anything; its outputs, tagged, less
-        those a killed predecessor already made visible."""
+    def _journal_begin(
+        self, outputs: list[Output], positions: list
+    ) -> tuple[list[Output], tuple[str, bytes]]:
+        """Record the transaction before it sends anything; its outputs less those a
+        killed predecessor already made visible, and the header that tags them."""
         assert self.journal is not None
         self._sequence += 1
         tag = f"{self._incarnation}:{self._sequence}"
@@ -414,14 +424,14 @@ class BatchLane:
         topics = sorted({out.topic for out in outputs})
         record = Transaction([tag], int(time.time() * 1000), topics, ends)
         self.journal.begin(record.including(self._owed))
-        skip = self._skip
         header = (TAG_HEADER, tag.encode())
-        private = self.private_topics
-        return [
-            Output(out.topic, out.value, out.key, [*(out.headers or ()), header], out.partition)
-            for out in outputs
-            if not (skip and out.topic not in private and skip.take(out.topic, out.key))
-        ]
+        skip = self._skip
+        if skip:
+            private = self.private_topics
+            outputs = [
+                out for out in outputs if out.topic in private or not skip.take(out.topic, out.key)
+            ]
+        return outputs, header
 
     def unfinished_tags(self) -> list[str]:
         """Tags of the transactions a killed predecessor (or an abort) left unfinished
