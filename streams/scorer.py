@@ -211,7 +211,7 @@ class Scorer:
             return outputs
 
         results = loaded.predict_many([r["features"] for _, r, _ in valid], return_errors=True)
-        topic_out = self.settings.topic_predictions
+        predictions = []
         for (message, request, variant), result in zip(valid, results, strict=True):
             if isinstance(result, BaseException):
                 if variant != "shadow":
@@ -219,10 +219,14 @@ class Scorer:
                     outputs.append(self._dead(message, "score", reason, "model_exception", model))
                 continue
             score, label = result
-            prediction = prediction_record(message, request, version, variant, score, label, now_ms)
-            value, headers = self.codec.encode("Prediction", prediction, topic_out)
-            outputs.append(Output(topic_out, value, request["request_id"], headers))
+            predictions.append(
+                prediction_record(message, request, version, variant, score, label, now_ms)
+            )
             self.counts[variant] += 1
+        topic_out = self.settings.topic_predictions
+        encoded = self.codec.encode_many("Prediction", predictions, topic_out)
+        for prediction, (value, headers) in zip(predictions, encoded, strict=True):
+            outputs.append(Output(topic_out, value, prediction["request_id"], headers))
         return outputs
 
     def _dead(
