@@ -947,6 +947,15 @@ _VARINT_TAILS: dict[int, bytes] = {}
 _MAX_VARINT_TAILS = 4096
 
 
+def _varint_tail(high: int) -> bytes:
+    """The varint of `high` (a zig-zag value >> 7), cached: the bytes after the first."""
+    if len(_VARINT_TAILS) >= _MAX_VARINT_TAILS:
+        _VARINT_TAILS.clear()
+    # the zig-zag of a value whose zig-zag is `high` (even: high/2; odd: -(high+1)/2)
+    tail = _VARINT_TAILS[high] = _zz((high >> 1) ^ -(high & 1))
+    return tail
+
+
 def _wlong(value: Any) -> bytes:
     if type(value) is not int or not _LONG_MIN <= value <= _LONG_MAX:
         raise _Bail
@@ -954,14 +963,7 @@ def _wlong(value: Any) -> bytes:
     if n < 0x4000:
         return _zz(value)
     high = n >> 7
-    tail = _VARINT_TAILS.get(high)
-    if tail is None:
-        if len(_VARINT_TAILS) >= _MAX_VARINT_TAILS:
-            _VARINT_TAILS.clear()
-        # The varint of `high` is the bytes after the first: the zig-zag of a value
-        # whose zig-zag is `high` (high is even for v >= 0: v = high/2; odd: -(high+1)/2).
-        tail = _VARINT_TAILS[high] = _zz((high >> 1) ^ -(high & 1))
-    return _LOW7[n & 0x7F] + tail
+    return _LOW7[n & 0x7F] + (_VARINT_TAILS.get(high) or _varint_tail(high))
 
 
 def _wint(value: Any) -> bytes:
@@ -1369,6 +1371,9 @@ class _Gen:
             "_ZZ": _ZZ_SMALL,
             "_wlong": _wlong,
             "_wint": _wint,
+            "_LOW7": _LOW7,
+            "_VT": _VARINT_TAILS,
+            "_vtail": _varint_tail,
         }
         self.counter = 0
         self.functions: list[list[str]] = []
@@ -1536,6 +1541,16 @@ class _Gen:
         out += [
             f"{ind}if type({value}) is int and -64 <= {value} < 64:",
             f"{ind}    w += _ZZ[{value} + 64]",
+        ]
+        if kind == "long":
+            # Times and other large positive longs, inlined (see _wlong): the zig-zag n
+            # of v >= 0 is 2v, so n & 0x7F is (v << 1) & 0x7F and n >> 7 is v >> 6.
+            out += [
+                f"{ind}elif type({value}) is int and 0x2000 <= {value} < 0x4000000000000000:",
+                f"{ind}    w += _LOW7[({value} << 1) & 0x7F]",
+                f"{ind}    w += _VT.get({value} >> 6) or _vtail({value} >> 6)",
+            ]
+        out += [
             f"{ind}else:",
             f"{ind}    w += {slow}({value})",
         ]
