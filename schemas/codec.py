@@ -94,6 +94,7 @@ decode | truncated Avro: the value ends in the middle of a lastmile.v1.Outcome (
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import io
@@ -1763,12 +1764,47 @@ class _Gen:
         writer = ["def _write(R):", "    w = bytearray()"]
         self.write(tree, writer, "    ", "R")
         writer.append("    return bytes(w)")
-        source = "\n\n".join("\n".join(fn) for fn in [*self.functions, reader, writer]) + "\n"
+        ns, source = self._assemble([reader, writer])
+        return ns["_read"], ns["_write"], source
+
+    def build_projection(self, tree: Any, given: Sequence[str]) -> Callable:
+        """``_write_projection(R, X)``: the record whose fields named in `given` are the
+        values in the tuple X (in that order), and whose other fields are R's; R's keys
+        that are not fields are ignored. No record dict is built (a prediction from its
+        request, ~0.9 µs less)."""
+        kind, _ = _base(tree)
+        if not isinstance(kind, dict) or kind["type"] not in ("record", "error"):
+            raise _Unsupported("not a record")
+        fields = [f["name"] for f in kind["fields"]]
+        unknown = [name for name in given if name not in fields]
+        if unknown:
+            raise ValueError(f"{kind['name']} has no field {unknown[0]!r}")
+        params = {name: f"X{i}" for i, name in enumerate(given)}
+        writer = ["def _write_projection(R, X):", "    w = bytearray()"]
+        if params:
+            writer.append(f"    {', '.join(params.values())}, = X")
+        writer += ["    if type(R) is not dict:", "        raise _Bail"]
+        for f in kind["fields"]:
+            var = params.get(f["name"])
+            if var is None:
+                var = self.tmp("v")
+                if "default" in f:
+                    default = self.const(_default_value(f["type"], f["default"]), "D")
+                    writer.append(f"    {var} = R.get({f['name']!r}, {default})")
+                else:
+                    writer.append(f"    {var} = R[{f['name']!r}]")
+            self.write(f["type"], writer, "    ", var)
+        writer.append("    return bytes(w)")
+        ns, _ = self._assemble([writer])
+        return ns["_write_projection"]
+
+    def _assemble(self, functions: list[list[str]]) -> tuple[dict[str, Any], str]:
+        source = "\n\n".join("\n".join(fn) for fn in [*self.functions, *functions]) + "\n"
         ns = dict(self.ns)
         exec(compile(source, "<lastmile codec>", "exec"), ns)  # noqa: S102 - generated from our schema
         for name, factory in self.bindings:
             ns[name] = factory(ns)
-        return ns["_read"], ns["_write"], source
+        return ns, source
 
 
 def _json_conformer(tree: Any) -> Callable[[Any], dict] | None:
@@ -1891,6 +1927,7 @@ class _Current:
             self.fast_read = self.fast_write = None
             self.source = ""
         self.fast_json = _json_conformer(info.tree)
+        self.projections: dict[tuple[str, ...], Callable | None] = {}
         self.json_decode = json_decoder(info.tree) if accepts_json else None
         # fingerprint (bytes) -> reader(value, start) -> record
         self.readers: dict[bytes, Callable[[bytes, int], dict]] = {self.fp_b: self.read_current}
@@ -1910,6 +1947,23 @@ class _Current:
             except Exception:
                 pass
         return self.read_slow(value, start, self.info.plain, None, self.info)
+
+    def projection_writer(self, given: tuple[str, ...]) -> Callable | None:
+        """The generated writer of records projected from a dict and `given` values (see
+        ``_Gen.build_projection``); None when the schema has no fast writer."""
+        if given not in self.projections:
+            writer = None
+            if self.fast_write is not None:
+                with contextlib.suppress(_Unsupported):
+                    writer = _Gen(self.finite).build_projection(self.info.tree, given)
+            self.projections[given] = writer
+        return self.projections[given]
+
+    def project(self, base: Mapping[str, Any], given: tuple[str, ...], values: tuple) -> dict:
+        """The record a projection writer writes, as a dict (the slow path's input)."""
+        record = {f["name"]: base[f["name"]] for f in self.info.tree["fields"] if f["name"] in base}
+        record.update(zip(given, values, strict=True))
+        return record
 
     def conform_json(self, obj: Any) -> dict:
         """The record in a parsed JSON object; :class:`DecodeError` when it breaks the schema."""
@@ -2105,6 +2159,47 @@ class Codec:
             return [(prefix + self._encode_body(cur, r), []) for r in records]
         headers = cur.headers
         return [(self._encode_body(cur, r), list(headers)) for r in records]
+
+    def encode_projections(
+        self,
+        schema_name: str,
+        bases: Sequence[Mapping[str, Any]],
+        given: tuple[str, ...],
+        values: Sequence[tuple],
+        topic: str | None = None,
+    ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
+        """``encode_many`` of records built from two parts, without building them: each
+        record's fields named in `given` are taken from its tuple in `values` (in that
+        order), its other fields from its dict in `bases`, whose keys that are not fields
+        of the schema are ignored. A prediction is its request's fields plus what the
+        scorer adds:
+
+        >>> codec = Codec()
+        >>> request = {"request_id": "r1", "model": "m", "features": {"x": 1.0},
+        ...            "event_time": 5, "entity_id": None, "caller": None, "metadata": {}}
+        >>> given = ("version", "variant", "score", "label", "scored_time", "latency_ms")
+        >>> [(value, _)] = codec.encode_projections(
+        ...     "Prediction", [request], given, [(2, "champion", 0.7, "1", 9, 4.0)])
+        >>> record = {**request, **dict(zip(given, (2, "champion", 0.7, "1", 9, 4.0)))}
+        >>> value == codec.encode("Prediction", record)[0]
+        True
+        """
+        cur = self._get(schema_name)
+        if self.registry is not None and topic is not None:
+            prefix, headers = self._registry_prefix(cur, topic), ()
+        else:
+            prefix, headers = b"", cur.headers
+        fast = cur.projection_writer(given)
+        out = []
+        for base, extra in zip(bases, values, strict=True):
+            try:
+                body = fast(base, extra) if fast is not None else None
+            except Exception:  # the record as a dict, through the checks that say what is wrong
+                body = None
+            if body is None:
+                body = self._encode_body(cur, cur.project(base, given, extra))
+            out.append((prefix + body if prefix else body, list(headers)))
+        return out
 
     def _encode_body(self, cur: _Current, record: Any) -> bytes:
         fast = cur.fast_write
