@@ -37,7 +37,13 @@ from streams.registry import LoadedModel, Registry, RegistryError
 log = logging.getLogger("lastmile.scorer")
 
 
-def prediction_record(
+# What the scorer adds to a request's fields to make its Prediction (the others,
+# request_id, model, features, event_time, entity_id, caller and metadata, are the
+# request's own): encoded together with Codec.encode_projections, no record dict built.
+PREDICTION_FIELDS = ("version", "variant", "score", "label", "scored_time", "latency_ms")
+
+
+def prediction_values(
     message: Message,
     request: dict[str, Any],
     version: int,
@@ -45,34 +51,27 @@ def prediction_record(
     score: float,
     label: str,
     now_ms: int,
-) -> dict[str, Any]:
-    """The Prediction for `request` (read from `message`), scored at `now_ms`; its
-    latency counts from when the request reached the broker (else its event time).
+) -> tuple:
+    """The values of :data:`PREDICTION_FIELDS` for `request` (read from `message`), scored
+    at `now_ms`; its latency counts from when the request reached the broker (else from
+    its event time).
 
+    >>> from schemas.codec import Codec
     >>> class Sent:
     ...     def timestamp(self): return (1, 1_000)
-    >>> r = {"request_id": "r1", "model": "m", "features": {"x": 1.0}, "event_time": 900}
-    >>> p = prediction_record(Sent(), r, 2, "champion", 0.7, "1", 1_025)
-    >>> p["version"], p["variant"], p["latency_ms"], p["metadata"]
-    (2, 'champion', 25.0, {})
+    >>> r = {"request_id": "r1", "model": "m", "features": {"x": 1.0}, "event_time": 900,
+    ...      "entity_id": None, "caller": None, "metadata": {}}
+    >>> values = prediction_values(Sent(), r, 2, "champion", 0.7, "1", 1_025)
+    >>> codec = Codec()
+    >>> [(value, headers)] = codec.encode_projections(
+    ...     "Prediction", [r], PREDICTION_FIELDS, [values])
+    >>> p = codec.decode(value, headers, "Prediction")
+    >>> p["request_id"], p["version"], p["variant"], p["latency_ms"], p["features"]
+    ('r1', 2, 'champion', 25.0, {'x': 1.0})
     """
     timestamp = message.timestamp()[1]
     sent_ms = timestamp if timestamp and timestamp > 0 else request["event_time"]
-    return {
-        "request_id": request["request_id"],
-        "model": request["model"],
-        "version": version,
-        "variant": variant,
-        "score": score,
-        "label": label,
-        "features": request["features"],
-        "event_time": request["event_time"],
-        "scored_time": now_ms,
-        "latency_ms": float(max(0, now_ms - sent_ms)),
-        "caller": request.get("caller"),
-        "metadata": request.get("metadata") or {},
-        "entity_id": request.get("entity_id"),
-    }
+    return (version, variant, score, label, now_ms, float(max(0, now_ms - sent_ms)))
 
 
 class ModelCache:
@@ -211,7 +210,8 @@ class Scorer:
             return outputs
 
         results = loaded.predict_many([r["features"] for _, r, _ in valid], return_errors=True)
-        predictions = []
+        requests: list[dict] = []
+        values: list[tuple] = []
         for (message, request, variant), result in zip(valid, results, strict=True):
             if isinstance(result, BaseException):
                 if variant != "shadow":
@@ -219,14 +219,17 @@ class Scorer:
                     outputs.append(self._dead(message, "score", reason, "model_exception", model))
                 continue
             score, label = result
-            predictions.append(
-                prediction_record(message, request, version, variant, score, label, now_ms)
+            requests.append(request)
+            values.append(
+                prediction_values(message, request, version, variant, score, label, now_ms)
             )
             self.counts[variant] += 1
         topic_out = self.settings.topic_predictions
-        encoded = self.codec.encode_many("Prediction", predictions, topic_out)
-        for prediction, (value, headers) in zip(predictions, encoded, strict=True):
-            outputs.append(Output(topic_out, value, prediction["request_id"], headers))
+        encoded = self.codec.encode_projections(
+            "Prediction", requests, PREDICTION_FIELDS, values, topic_out
+        )
+        for request, (value, headers) in zip(requests, encoded, strict=True):
+            outputs.append(Output(topic_out, value, request["request_id"], headers))
         return outputs
 
     def _dead(
