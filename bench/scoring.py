@@ -30,7 +30,8 @@ and scored -> received (rest of the batch, transaction commit, second hop).
 Last, an in-process profile of ``Scorer.process`` over pre-fetched messages: the time
 per stage (decode, route, validate, predict, build, encode) and of the lane's Kafka
 side (consume, produce, send offsets, commit), the garbage collector's pauses (and the
-same pass after ``gc.freeze()``), plus cProfile's top functions.
+same pass after ``gc.freeze()``, as the lane runs after its first batch; the stages
+and the lane are timed frozen too), plus cProfile's top functions.
 
 The machine is shared and noisy (2 cores, see DESIGN.md): the load average is printed
 at the start and the end; compare figures from one run, not across runs.
@@ -656,7 +657,8 @@ def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
             process_s = time.perf_counter() - t0
         produced = sum(len(o) for o in outputs)
 
-        # 1b. The same after gc.freeze(): what the collector's full runs cost.
+        # 1b. The same after gc.freeze(), as the lane runs after its first batch: what
+        #     the collector's full runs cost.
         gc.collect()
         gc.freeze()
         try:
@@ -665,12 +667,13 @@ def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
                 for b in lane_batches:
                     scorer.process(b)
                 frozen_s = time.perf_counter() - t0
+
+            # 2. The same work, stage by stage, with the scorer's own parts (frozen too:
+            #    a full collection would land in whichever stage it falls in).
+            stages, compare = _stages(scorer, table, lane_batches, fmt)
+            staged_s = sum(stages.values())
         finally:
             gc.unfreeze()
-
-        # 2. The same work, stage by stage, with the scorer's own parts.
-        stages, compare = _stages(scorer, table, lane_batches, fmt)
-        staged_s = sum(stages.values())
 
         # 3. The lane's Kafka side for the same outputs: one transaction per batch, then
         #    small transactions as at 1,000 events/s (~20 requests per batch).
@@ -690,24 +693,24 @@ def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
         return (f"    {name:<40} {seconds * 1e6 / n:7.2f} us/event  {rate:>12,.0f} ev/s"
                 f"  {100 * seconds / total:5.1f}%")
 
-    lane_total = consume_s + process_s + sum(kafka.values())
+    lane_total = consume_s + frozen_s + sum(kafka.values())
     print(f"  Scorer.process alone: {n / process_s:,.0f} events/s "
           f"({process_s * 1e6 / n:.2f} us/event, {produced:,} outputs)")
     print(f"  garbage collections during it: {pauses.summary()}")
     print(f"  the same after gc.freeze() of what start-up left: {n / frozen_s:,.0f} events/s; "
           f"collections: {frozen_pauses.summary()}")
-    print("  per stage of Scorer.process (replayed with its parts; % of the staged sum "
+    print("  per stage of Scorer.process (replayed with its parts, frozen; % of the staged sum "
           f"{staged_s * 1e6 / n:.2f} us/event):")
     for name, seconds in stages.items():
         print(line(name, seconds, staged_s))
     print("  decoding the same requests other ways, for comparison (% of the staged sum):")
     for name, seconds in compare.items():
         print(line(name, seconds, staged_s))
-    print("  the whole lane, batches of 5,000 (% of consume + process + Kafka delivery, "
+    print("  the whole lane, batches of 5,000, frozen (% of consume + process + Kafka delivery, "
           f"{lane_total * 1e6 / n:.2f} us/event = {n / lane_total:,.0f} events/s "
           "on one thread):")
     print(line("consume (librdkafka, prefetched)", consume_s, lane_total))
-    print(line("Scorer.process", process_s, lane_total))
+    print(line("Scorer.process (after gc.freeze)", frozen_s, lane_total))
     for name, seconds in kafka.items():
         print(line(name, seconds, lane_total))
     if small:
@@ -780,7 +783,7 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
             ) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per stage of Scorer.process, replayed with the scorer's own parts, and the
     same requests decoded other ways for comparison."""
-    from streams.scorer import prediction_record
+    from streams.scorer import PREDICTION_FIELDS, prediction_values
 
     codec, topic_in, topic_out = scorer.codec, scorer.settings.topic_requests, \
         scorer.settings.topic_predictions
@@ -815,14 +818,13 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
                             np.nan_to_num(p.to_numpy(dtype=float)), [str(c) for c in p.columns]
                         ))
         now_ms = int(time.time() * 1000)
-        records = timed(stages, "build prediction dicts",
-                        lambda b=batch, r=reqs, res=results, v=version, t=now_ms: [
-                            prediction_record(m, q, v, "champion", sc, lb, t)
-                            for m, q, (sc, lb) in zip(b, r, res, strict=True)
-                        ])
-        timed(stages, "encode (codec.encode, Avro)", lambda r=records: [
-            codec.encode("Prediction", p, topic_out) for p in r
-        ])
+        values = timed(stages, "prediction values",
+                       lambda b=batch, r=reqs, res=results, v=version, t=now_ms: [
+                           prediction_values(m, q, v, "champion", sc, lb, t)
+                           for m, q, (sc, lb) in zip(b, r, res, strict=True)
+                       ])
+        timed(stages, "encode (codec.encode_projections, Avro)", lambda r=reqs, v=values:
+              codec.encode_projections("Prediction", r, PREDICTION_FIELDS, v, topic_out))
         as_json = [orjson.dumps(q) for q in reqs]
         as_avro = [codec.encode("ScoringRequest", q) for q in reqs]
         timed(compare, "orjson.loads alone (no validation)", lambda v=as_json: [
