@@ -74,6 +74,9 @@ class Transaction:
         )
 
 
+_PAGE = 4096
+
+
 class InFlight:
     """The journal of a lane's transactions, one small file per transactional slot.
 
@@ -85,6 +88,13 @@ class InFlight:
     >>> journal.finish()
     >>> journal.last().done
     True
+    >>> wide = Transaction(["a1:2"], 1001, ["out"], {"in": {p: 10**9 for p in range(400)}})
+    >>> journal.begin(wide)  # over a page: written, then renamed into place
+    >>> journal.last().ends["in"][399]
+    1000000000
+    >>> journal.begin(Transaction(["a1:3"], 1002, ["out"], {"in": {0: 42}}))
+    >>> journal.last().tags, journal.last().last_offsets()
+    (['a1:3'], {('in', 0): 42})
     """
 
     def __init__(self, path: Path) -> None:
@@ -115,14 +125,22 @@ class InFlight:
 
     def _write(self, transaction: Transaction) -> None:
         # One pwrite over the previous record, padded with spaces to the file's length
-        # (JSON ignores them): a killed worker's write to a file happened whole or not
-        # at all. Twice per transaction, so no write-then-rename: 9 us against 156 us.
+        # (JSON ignores them): twice per transaction, 9 us against write-then-rename's
+        # 156 us. A killed worker's write within one page happened whole or not at all
+        # (Linux may cut a write short between pages when the process is being killed),
+        # so a longer record (hundreds of partitions) is written then renamed.
         data = json.dumps(transaction.__dict__).encode()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            os.pwrite(fd, data.ljust(os.fstat(fd).st_size), 0)
+            padded = data.ljust(os.fstat(fd).st_size)
+            if len(padded) <= _PAGE:
+                os.pwrite(fd, padded, 0)
+                return
         finally:
             os.close(fd)
+        spare = self.path.with_suffix(".tmp")
+        spare.write_bytes(data)
+        os.replace(spare, self.path)
 
 
 def left_visible(
