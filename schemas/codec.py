@@ -70,10 +70,10 @@ captures (mixed values, strings under 64 bytes), and a dict display. Anything th
 fast path does not expect falls back to fastavro (reading) or a validating walker
 (writing); fastavro is also what the tests compare the fast path with, byte for
 byte. JSON input is parsed and validated in one C pass by msgspec, into a type
-generated from the schema (:mod:`schemas.json_types`, ~2.2 µs for a 10-feature
-request); what it refuses goes to orjson and the validating walker (with a generated
-per-schema check in front), which coerce ISO-8601 times and word every error. The
-tests hold both fast paths to the walker's results. ``bench/codec.py`` measures it.
+generated from the schema (:mod:`schemas.json_types`, ~2 µs for a 10-feature
+request); what it refuses goes to orjson and the validating walker, which coerce
+ISO-8601 times and word every error. The tests hold the fast path to the walker's
+results. ``bench/codec.py`` measures it.
 
 >>> codec = Codec()
 >>> value, headers = codec.encode("Outcome", {"request_id": "r1", "model": "churn",
@@ -1577,6 +1577,17 @@ class _Gen:
             f"{ind}w += s",
         ]
 
+    def field_of(self, record: str, f: dict, out: list, ind: str) -> str:
+        """A new variable bound to field `f` of the dict `record` (its default when the
+        field is absent; a KeyError, so a bail, when it has none)."""
+        var = self.tmp("v")
+        if "default" in f:
+            default = self.const(_default_value(f["type"], f["default"]), "D")
+            out.append(f"{ind}{var} = {record}.get({f['name']!r}, {default})")
+        else:
+            out.append(f"{ind}{var} = {record}[{f['name']!r}]")
+        return var
+
     def write(self, node: Any, out: list, ind: str, value: str) -> None:
         kind, logical = _base(node)
         if isinstance(kind, list):
@@ -1591,13 +1602,7 @@ class _Gen:
                     f"{ind}    raise _Bail",
                 ]
                 for f in kind["fields"]:
-                    var = self.tmp("v")
-                    if "default" in f:
-                        default = self.const(_default_value(f["type"], f["default"]), "D")
-                        out.append(f"{ind}{var} = {value}.get({f['name']!r}, {default})")
-                    else:
-                        out.append(f"{ind}{var} = {value}[{f['name']!r}]")
-                    self.write(f["type"], out, ind, var)
+                    self.write(f["type"], out, ind, self.field_of(value, f, out, ind))
                 return
             if t == "enum":
                 table = self.const({s: _zz(i) for i, s in enumerate(kind["symbols"])}, "E")
@@ -1785,14 +1790,7 @@ class _Gen:
             writer.append(f"    {', '.join(params.values())}, = X")
         writer += ["    if type(R) is not dict:", "        raise _Bail"]
         for f in kind["fields"]:
-            var = params.get(f["name"])
-            if var is None:
-                var = self.tmp("v")
-                if "default" in f:
-                    default = self.const(_default_value(f["type"], f["default"]), "D")
-                    writer.append(f"    {var} = R.get({f['name']!r}, {default})")
-                else:
-                    writer.append(f"    {var} = R[{f['name']!r}]")
+            var = params.get(f["name"]) or self.field_of("R", f, writer, "    ")
             self.write(f["type"], writer, "    ", var)
         writer.append("    return bytes(w)")
         ns, _ = self._assemble([writer])
@@ -1805,104 +1803,6 @@ class _Gen:
         for name, factory in self.bindings:
             ns[name] = factory(ns)
         return ns, source
-
-
-def _json_conformer(tree: Any) -> Callable[[Any], dict] | None:
-    """A function giving what ``_conform(tree, obj, "", True, True)`` gives for a parsed
-    JSON record that needs no coercion, and raising for anything else (then the
-    walker, which words the error, takes over). Generated code, one check per field;
-    a map or nested type not inlined here goes to the walker on its own.
-
-    >>> tree = {"type": "record", "name": "R", "fields": [
-    ...     {"name": "id", "type": "string"},
-    ...     {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-    ...     {"name": "x", "type": {"type": "map", "values": ["null", "double"]}},
-    ...     {"name": "tag", "type": ["null", "string"], "default": None}]}
-    >>> conform = _json_conformer(tree)
-    >>> conform({"id": "a", "at": 5, "x": {"u": 1.5}})
-    {'id': 'a', 'at': 5, 'x': {'u': 1.5}, 'tag': None}
-    >>> conform({"id": "a", "at": "2024-05-01T12:00:00Z", "x": {}})  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    schemas.codec._Bail
-    """
-    kind, _ = _base(tree)
-    if not isinstance(kind, dict) or kind.get("type") not in ("record", "error"):
-        return None
-    ns: dict[str, Any] = {
-        "_Bail": _Bail,
-        "_conform": _conform,
-        "_default_value": _default_value,
-        "_isfinite": math.isfinite,
-        "_is_str": str.__instancecheck__,
-        "_LMIN": _LONG_MIN,
-        "_LMAX": _LONG_MAX,
-        "_ABSENT": object(),
-    }
-    fields = kind["fields"]
-    ns["_NAMES"] = frozenset(f["name"] for f in fields)
-    lines = [
-        "def conform(V):",
-        "    if type(V) is not dict or not V.keys() <= _NAMES:",
-        "        raise _Bail",
-    ]
-    results = []
-    for i, f in enumerate(fields):
-        name, node, var = f["name"], f["type"], f"x{i}"
-        results.append(f"{name!r}: {var}")
-        ns[f"N{i}"] = node
-        if "default" in f:
-            ns[f"D{i}"] = f["default"]
-            default = f["default"]
-            if default is None or type(default) in (str, bool):
-                fill = f"D{i}"
-            elif default == {} and not isinstance(default, list):
-                fill = "{}"
-            else:
-                fill = f"_default_value(N{i}, D{i})"
-            lines += [
-                f"    {var} = V.get({name!r}, _ABSENT)",
-                f"    if {var} is _ABSENT:",
-                f"        {var} = {fill}",
-                "    else:",
-            ]
-            indent = "        "
-        else:
-            lines.append(f"    {var} = V[{name!r}]")  # KeyError: missing, the walker says so
-            indent = "    "
-        lines += [indent + line for line in _json_field_check(node, var, i, ns)]
-    lines.append(f"    return {{{', '.join(results)}}}")
-    return _compile("\n".join(lines) + "\n", ns, "conform")
-
-
-def _json_field_check(node: Any, var: str, i: int, ns: dict[str, Any]) -> list[str]:
-    """Lines that accept `var` unchanged when it is exactly of a plain type of `node`
-    (time fields: an int), or replace it by the walker's conformed value."""
-    kind, logical = _base(node)
-    plain = _plain_types(node)
-    if plain:
-        ns[f"T{i}"] = plain
-        checks = [f"type({var}) not in T{i}"]
-        if float in plain:
-            checks.append(f"(type({var}) is float and not _isfinite({var}))")
-        if str in plain:
-            checks.append(f"(type({var}) is str and not {var}.isascii())")
-        if int in plain:
-            checks.append(f"(type({var}) is int and not _LMIN <= {var} <= _LMAX)")
-        return [f"if {' or '.join(checks)}:", "    raise _Bail"]
-    if kind in ("long", "int") and logical in _TIME_LOGICAL:
-        low, high = ("_LMIN", "_LMAX") if kind == "long" else (str(_INT_MIN), str(_INT_MAX))
-        return [f"if type({var}) is not int or not {low} <= {var} <= {high}:", "    raise _Bail"]
-    if isinstance(kind, dict) and kind["type"] == "map" and float in _plain_types(kind["values"]):
-        # All-number maps (the features), checked in C as the walker does; else the walker.
-        return [
-            f"if (type({var}) is dict and {var} and set(map(type, {var}.values())) == {{float}}",
-            f"        and all(map(_is_str, {var})) and _isfinite(sum({var}.values()))):",
-            f"    {var} = dict({var})",
-            "else:",
-            f"    {var} = _conform(N{i}, {var}, '', True, True)",
-        ]
-    return [f"{var} = _conform(N{i}, {var}, '', True, True)"]
 
 
 # --------------------------------------------------------------------------- per-schema machinery
@@ -1926,9 +1826,8 @@ class _Current:
         except _Unsupported:
             self.fast_read = self.fast_write = None
             self.source = ""
-        self.fast_json = _json_conformer(info.tree)
         self.projections: dict[tuple[str, ...], Callable | None] = {}
-        self.json_decode = json_decoder(info.tree) if accepts_json else None
+        self.json_decode = json_decoder(info.tree)
         # fingerprint (bytes) -> reader(value, start) -> record
         self.readers: dict[bytes, Callable[[bytes, int], dict]] = {self.fp_b: self.read_current}
         for other in known:
@@ -1965,14 +1864,19 @@ class _Current:
         record.update(zip(given, values, strict=True))
         return record
 
+    def from_json_bytes(self, value: bytes | str) -> dict | None:
+        """The record in JSON text through msgspec (one C pass), or None when msgspec
+        refuses it: then orjson and the walker coerce, or say what is wrong."""
+        fast = self.json_decode
+        if fast is None:
+            return None
+        try:
+            return fast(value)
+        except JSONRefused:
+            return None
+
     def conform_json(self, obj: Any) -> dict:
         """The record in a parsed JSON object; :class:`DecodeError` when it breaks the schema."""
-        fast = self.fast_json
-        if fast is not None:
-            try:
-                return fast(obj)
-            except Exception:
-                pass  # the walker below says what is wrong, or coerces
         try:
             return _conform(self.info.tree, obj, "", True, True)
         except _Invalid as err:
@@ -2353,6 +2257,9 @@ class Codec:
         Works for every schema, also those whose topics do not accept JSON."""
         cur = self._get(schema_name)
         if isinstance(obj, (bytes, bytearray, memoryview, str)):
+            record = cur.from_json_bytes(obj)
+            if record is not None:
+                return record
             try:
                 obj = orjson.loads(obj)
             except orjson.JSONDecodeError as err:
@@ -2472,12 +2379,9 @@ class Codec:
         return reader
 
     def _decode_json(self, cur: _Current, value: bytes) -> dict:
-        fast = cur.json_decode
-        if fast is not None:
-            try:
-                return fast(value)
-            except JSONRefused:
-                pass  # orjson and the walker below coerce, or say what is wrong
+        record = cur.from_json_bytes(value)
+        if record is not None:
+            return record
         try:
             obj = orjson.loads(value)
         except orjson.JSONDecodeError as err:

@@ -33,8 +33,9 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
-# What the decoder raises for input it does not take: the caller falls back.
-Refused = (msgspec.DecodeError, msgspec.ValidationError)
+# What the decoder raises for input it does not take: the caller falls back. (A str
+# holding a lone surrogate cannot even be read as UTF-8: UnicodeEncodeError.)
+Refused = (msgspec.DecodeError, msgspec.ValidationError, UnicodeError)
 
 _LONG = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 _INT = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
