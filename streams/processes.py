@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,6 +36,33 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def free_ports(count: int, host: str = "") -> int:
+    """The first of `count` consecutive ports nothing is bound to right now (a worker per
+    role takes ``web_port + offset``). They are taken from below the kernel's ephemeral
+    range (32768 and up on Linux), so no outgoing connection grabs one before the
+    workers bind them, as happened with ``free_port() + 1``.
+
+    >>> base = free_ports(3)
+    >>> 1024 < base and base + 3 <= 32768
+    True
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 32_768 - count)
+        if all(_bindable(port, host) for port in range(base, base + count)):
+            return base
+    raise ProcessError(f"found no {count} consecutive free ports between 20000 and 32767")
+
+
+def _bindable(port: int, host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:

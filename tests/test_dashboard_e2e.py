@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from streams.processes import free_port
+from streams.processes import free_port, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -366,10 +366,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
 
     root = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
-    ports = {
-        name: str(free_port())
-        for name in ("KAFKA_PORT", "CLICKHOUSE_PORT", "WEB_PORT", "DASHBOARD_PORT")
-    }
+    ports = {name: str(free_port()) for name in ("KAFKA_PORT", "CLICKHOUSE_PORT", "DASHBOARD_PORT")}
+    ports["WEB_PORT"] = str(free_ports(8))  # one per role: web_port + offset
     lastmile = {
         "LASTMILE_DATA_DIR": str(root / "data"),
         **{f"LASTMILE_{k}": v for k, v in ports.items()},

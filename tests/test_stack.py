@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from streams.broker import broker_ready
-from streams.processes import free_port, port_in_use, wait_for
+from streams.processes import free_port, free_ports, port_in_use, wait_for
 
 LASTMILE = [sys.executable, "-m", "streams.cli"]
 
@@ -41,7 +41,7 @@ def start_up(env: dict[str, str], tmp_path: Path, *args: str) -> tuple[subproces
 
 
 def test_up_runs_the_stack_restarts_a_dead_child_and_stops_everything(tmp_path: Path) -> None:
-    env = stack_env(tmp_path, LASTMILE_WEB_PORT=str(free_port()))
+    env = stack_env(tmp_path, LASTMILE_WEB_PORT=str(free_ports(8)))
     process, out = start_up(env, tmp_path, "--roles", "scorer,sink")
     try:
         assert wait_for(lambda: "lastmile: up" in out.read_text(), 120), out.read_text()
