@@ -114,9 +114,6 @@ import orjson
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
-from schemas.json_types import Refused as JSONRefused
-from schemas.json_types import json_decoder
-
 __all__ = [
     "Codec",
     "DecodeError",
@@ -1827,6 +1824,8 @@ class _Current:
             self.fast_read = self.fast_write = None
             self.source = ""
         self.projections: dict[tuple[str, ...], Callable | None] = {}
+        from schemas.json_types import json_decoder  # it builds on this module
+
         self.json_decode = json_decoder(info.tree)
         # fingerprint (bytes) -> reader(value, start) -> record
         self.readers: dict[bytes, Callable[[bytes, int], dict]] = {self.fp_b: self.read_current}
@@ -1868,12 +1867,7 @@ class _Current:
         """The record in JSON text through msgspec (one C pass), or None when msgspec
         refuses it: then orjson and the walker coerce, or say what is wrong."""
         fast = self.json_decode
-        if fast is None:
-            return None
-        try:
-            return fast(value)
-        except JSONRefused:
-            return None
+        return fast(value) if fast is not None else None
 
     def conform_json(self, obj: Any) -> dict:
         """The record in a parsed JSON object; :class:`DecodeError` when it breaks the schema."""
