@@ -90,7 +90,7 @@ from schemas.codec import Codec, DecodeError
 from streams.config import Settings
 from streams.lane import BatchLane, Output
 from streams.registry import label_str
-from streams.takeover import TAG_HEADER
+from streams.takeover import tagged_with
 
 log = logging.getLogger("lastmile.monitor")
 
@@ -1173,7 +1173,7 @@ def read_snapshot(
     reader = SnapshotReader()
     ignored = {tag.encode() for tag in ignore_tags}
     for msg in read_to_end(settings, topic, f"{group}-restore", timeout):
-        if ignored and any(k == TAG_HEADER and v in ignored for k, v in msg.headers() or ()):
+        if ignored and tagged_with(msg.headers(), ignored):
             continue
         key = msg.key() or b""
         if key.startswith(prefix) and key[len(prefix) :].isdigit():

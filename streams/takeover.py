@@ -186,7 +186,7 @@ def left_visible(
                         todo.discard(where)
                         consumer.incremental_unassign([TopicPartition(*where)])
                         continue
-                if where in todo and _tagged(message.headers(), tags):
+                if where in todo and tagged_with(message.headers(), tags):
                     found[(message.topic(), message.key())] += 1
     finally:
         consumer.close()
@@ -211,7 +211,8 @@ def _starts(
     return starts
 
 
-def _tagged(headers: list[tuple[str, bytes]] | None, tags: set[bytes]) -> bool:
+def tagged_with(headers: list[tuple[str, bytes]] | None, tags: set[bytes]) -> bool:
+    """Whether a record with `headers` was sent by a transaction of `tags` (encoded)."""
     return bool(headers) and any(k == TAG_HEADER and v in tags for k, v in headers)
 
 
