@@ -2043,20 +2043,17 @@ class Codec:
         that does not fit. Times may be int epoch millis or datetimes."""
         cur = self._get(schema_name)
         body = self._encode_body(cur, record)
-        if self.registry is not None and topic is not None:
-            return self._registry_prefix(cur, topic) + body, []
-        return body, list(cur.headers)
+        prefix, headers = self._framing(cur, topic)
+        return (prefix + body if prefix else body), list(headers)
 
     def encode_many(
         self, schema_name: str, records: Iterable[Mapping[str, Any]], topic: str | None = None
     ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
         """``encode`` for many records (one schema lookup, one registry lookup)."""
         cur = self._get(schema_name)
-        if self.registry is not None and topic is not None:
-            prefix = self._registry_prefix(cur, topic)
-            return [(prefix + self._encode_body(cur, r), []) for r in records]
-        headers = cur.headers
-        return [(self._encode_body(cur, r), list(headers)) for r in records]
+        prefix, headers = self._framing(cur, topic)
+        bodies = (self._encode_body(cur, r) for r in records)
+        return [(prefix + body if prefix else body, list(headers)) for body in bodies]
 
     def encode_projections(
         self,
@@ -2083,10 +2080,7 @@ class Codec:
         True
         """
         cur = self._get(schema_name)
-        if self.registry is not None and topic is not None:
-            prefix, headers = self._registry_prefix(cur, topic), ()
-        else:
-            prefix, headers = b"", cur.headers
+        prefix, headers = self._framing(cur, topic)
         fast = cur.projection_writer(given)
         out = []
         for base, extra in zip(bases, values, strict=True):
@@ -2121,6 +2115,15 @@ class Codec:
         except Exception as err:
             raise EncodeError(f"{cur.name}: {err}") from None
         return out.getvalue()
+
+    def _framing(
+        self, cur: _Current, topic: str | None
+    ) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
+        """What goes around a body: the Schema Registry prefix and no headers when a
+        registry is set and a topic given, else no prefix and the schema headers."""
+        if self.registry is not None and topic is not None:
+            return self._registry_prefix(cur, topic), ()
+        return b"", cur.headers
 
     def _registry_prefix(self, cur: _Current, topic: str) -> bytes:
         key = (topic, cur.name)
