@@ -135,6 +135,13 @@ class Settings:
     sink_status_every_s: float = _field(10.0, "How often the sink writes its row of sink_status.")
     sink_group_id: str = _field("lastmile-sink", "Consumer group of the sink.")
 
+    # The scorer role
+    scorer_exactly_once: bool = _field(
+        True,
+        "Predictions and consumed offsets in one Kafka transaction. Off: at least once "
+        "(faster; a crash may publish a prediction twice).",
+    )
+
     # The learner role (durations as seconds or 30s / 10m / 1h / 7d)
     learner_policy: str = _field(
         "challenger", "What a snapshot becomes: auto (champion if better), challenger, manual."

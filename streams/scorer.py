@@ -259,6 +259,7 @@ class ScorerLane(BatchLane):
         # A prediction is a function of its request (and the champion): after a crash the
         # replay skips what the killed worker left visible (streams/takeover.py).
         lane_options.setdefault("skip_visible", True)
+        lane_options.setdefault("exactly_once", settings.scorer_exactly_once)
         super().__init__(settings, "scorer", [settings.topic_requests], self.scorer, **lane_options)
 
     def run(self) -> None:

@@ -123,6 +123,31 @@ def test_every_request_gets_exactly_one_prediction_from_the_champion(stack) -> N
     assert p["features"] == {"x": float(int(p["request_id"][1:]) % 7)}
 
 
+def test_at_least_once_scorer_answers_every_request_and_commits_its_offsets(
+    fresh_settings,
+) -> None:
+    settings = fresh_settings(scorer_exactly_once=False)
+    ensure_topics(settings)
+    with ControlPlane(settings) as control:
+        control.promote("m", register(control, "m", -3.0))
+    lane = run_lane(settings)
+    try:
+        assert not lane.exactly_once
+        ids = produce_requests(settings, 3000)
+        predictions = read_all(settings, settings.topic_predictions, "Prediction", 3000)
+    finally:
+        lane.stop()
+    assert sorted(p["request_id"] for p in predictions) == sorted(ids)
+    # The offsets were committed after the predictions: a new worker starts past them.
+    lane = run_lane(settings)
+    try:
+        ids += produce_requests(settings, 10, start=3000)
+        predictions = read_all(settings, settings.topic_predictions, "Prediction", 3010)
+    finally:
+        lane.stop()
+    assert sorted(p["request_id"] for p in predictions) == sorted(ids)
+
+
 def test_promotion_mid_stream_switches_versions_without_loss_or_duplicate(stack) -> None:
     settings, control = stack
     v1, v2 = register(control, "m", -3.0), register(control, "m", 3.0)
