@@ -13,6 +13,12 @@ prediction out per request.
    ``await topic.send(...)`` per event (run on fewer events, ``--faust-count``).
 3. Quix Streams 3.x: ``app.dataframe(topic).apply(score).to_topic(out)``.
 
+The lastmile scorer is exactly once by default (a Kafka transaction per batch); Faust and
+Quix are at least once by default. So two more runs compare like with like: the scorer
+at least once (``LASTMILE_SCORER_EXACTLY_ONCE=false``, its latency too), and Quix
+exactly once (``processing_guarantee="exactly-once"``). ``--skip same-guarantee`` leaves
+them out.
+
 Each worker runs as a child process; its outputs are counted from the outside by a
 consumer assigned to the output topic. Throughput is timed from the first output to the
 last (the outputs already in the first poll do not count towards the rate); the total
@@ -81,7 +87,7 @@ from streams.config import Settings, load_settings, settings_env  # noqa: E402
 FEATURES = [f"f{i}" for i in range(10)]
 MODEL = "bench"
 PARTITIONS = 3
-SKIPPABLE = ("faust", "quix", "latency", "profile")
+SKIPPABLE = ("faust", "quix", "latency", "same-guarantee", "profile")
 MIN_SPAN_S = 2.0  # a rate timed over less than this is not compared with anything
 
 GOAL_RATE = 50_000
@@ -403,8 +409,22 @@ class Bench:
     def _timeouts(self, n: int, floor_rate: float) -> float:
         return self.args.startup_timeout + n / floor_rate + 30
 
-    def run_lastmile(self) -> Run:
-        s = self.settings
+    def at_least_once(self) -> Settings:
+        """The bench's settings for a scorer at least once, on topics of its own."""
+        return dataclasses.replace(
+            self.settings,
+            scorer_exactly_once=False,
+            topic_requests="bench.lastmile-alo.requests",
+            topic_predictions="bench.lastmile-alo.predictions",
+        )
+
+    def run_lastmile(self, name: str = "lastmile", s: Settings | None = None) -> Run:
+        """The scorer worker (child process ``scorer``) on ``--count`` requests; it keeps
+        running afterwards for the latency run, until :meth:`stop_scorer`."""
+        from streams.topics import ensure_topics
+
+        s = s or self.settings
+        ensure_topics(s)  # else the first producer auto-creates them, with other partitions
         records = make_requests(self.args.count, "r", seed=1)
         took = produce_all(s, s.topic_requests, records, self.args.request_format)
         print(f"  produced {len(records):,} {self.args.request_format} requests to "
@@ -412,7 +432,7 @@ class Bench:
         del records
         consumer = Consumer(reader_config(s, "bench-count", 20))
         consumer.assign([TopicPartition(s.topic_predictions, p, 0) for p in range(PARTITIONS)])
-        run = Run("lastmile", self.args.count)
+        run = Run(name, self.args.count)
         env = settings_env(s)
         env["LASTMILE_WEB_PORT"] = str(free_port())
         run.spawned_at = time.monotonic()
@@ -436,7 +456,7 @@ class Bench:
         tick()
         run.peak_rss_mb = self.scorer_rss.get("VmHWM")
         if not run.complete:
-            print(f"  lastmile stopped early ({run.stopped}); worker log:\n"
+            print(f"  {name} stopped early ({run.stopped}); worker log:\n"
                   + self.children.log_tail("scorer"))
         return run
 
@@ -454,9 +474,12 @@ class Bench:
 
     # The baselines --------------------------------------------------------------------
 
-    def run_child(self, kind: str, n: int, floor_rate: float) -> Run:
+    def run_child(self, kind: str, n: int, floor_rate: float, guarantee: str = "at-least-once"
+                  ) -> Run:
+        """The Faust or Quix job on ``n`` requests; Quix with the processing ``guarantee``."""
         s = self.settings
-        in_topic, out_topic = f"bench.{kind}.requests", f"bench.{kind}.predictions"
+        name = kind if guarantee == "at-least-once" else f"{kind}-eos"
+        in_topic, out_topic = f"bench.{name}.requests", f"bench.{name}.predictions"
         create_topics(s, [in_topic, out_topic])
         records = make_requests(n, f"{kind}-", seed=2)
         took = produce_all(s, in_topic, records)
@@ -468,14 +491,15 @@ class Bench:
             "output": out_topic,
             "model": str(self.model_path),
             "data_dir": str(self.tmp / kind),
-            "group": f"bench-{kind}",
+            "group": f"bench-{name}",
+            "guarantee": guarantee,
         }
         consumer = Consumer(reader_config(s, "bench-count", 20))
         consumer.assign([TopicPartition(out_topic, p, 0) for p in range(PARTITIONS)])
-        run = Run(kind, n)
+        run = Run(name, n)
         run.spawned_at = time.monotonic()
         proc = self.children.spawn(
-            kind, [sys.executable, str(Path(__file__).resolve()), "_child", kind,
+            name, [sys.executable, str(Path(__file__).resolve()), "_child", kind,
                    json.dumps(config)]
         )
         peak = 0.0
@@ -492,20 +516,23 @@ class Bench:
             tick()
         finally:
             consumer.close()
-            self.children.stop(kind)
+            self.children.stop(name)
         run.peak_rss_mb = peak or None
         if not run.complete:
-            print(f"  {kind} stopped early ({run.stopped}); its log:\n"
-                  + self.children.log_tail(kind))
+            print(f"  {name} stopped early ({run.stopped}); its log:\n"
+                  + self.children.log_tail(name))
         return run
 
     # Latency ------------------------------------------------------------------------------
 
     def latency(self, label: str, in_topic: str, out_topic: str, fmt: str,
-                times_of: Callable[[Message], tuple[float, float | None]]) -> dict[str, Any]:
+                times_of: Callable[[Message], tuple[str, float, float | None]]
+                ) -> dict[str, Any]:
         """Offer requests at the configured rate to ``in_topic`` and time each arrival on
         ``out_topic`` against the ``event_time`` it carries. ``times_of`` gives a received
-        message's (event_time, scored_time or None)."""
+        message's (request_id, event_time, scored_time or None); messages of other requests
+        are counted apart and left out: the embedded broker's high watermark can lag behind
+        an idempotent producer's last batch, so a previous run's tail may be read too."""
         args, s = self.args, self.settings
         n = int(args.latency_rate * args.latency_seconds)
         consumer = Consumer(reader_config(s, f"bench-latency-{label}", args.fetch_wait_ms))
@@ -543,6 +570,7 @@ class Bench:
         thread = threading.Thread(target=offer, name=f"offer-{label}", daemon=True)
         thread.start()
         samples: list[tuple[float, float, float | None]] = []
+        own, others = f"{label}-", 0
         hard_deadline = time.monotonic() + args.latency_seconds + 60
         done_at: float | None = None
         try:
@@ -552,7 +580,11 @@ class Bench:
                 m = consumer.poll(0.05)
                 received = time.time() * 1000.0
                 if m is not None and m.error() is None:
-                    samples.append((*times_of(m), received))
+                    request_id, *times = times_of(m)
+                    if request_id.startswith(own):
+                        samples.append((*times, received))
+                    else:
+                        others += 1
                 if done.is_set():
                     done_at = done_at or time.monotonic()
                     if len(samples) >= n or time.monotonic() - done_at > 5:
@@ -564,7 +596,9 @@ class Bench:
             raise errors[0]
         cutoff = started * 1000.0 + args.latency_warmup * 1000.0
         kept = [x for x in samples if x[0] >= cutoff]
-        result: dict[str, Any] = {"n": len(kept), "offered": n, "received": len(samples)}
+        result: dict[str, Any] = {
+            "n": len(kept), "offered": n, "received": len(samples), "others": others
+        }
         if kept:
             result["total"] = percentiles([rcv - sent for sent, _sc, rcv in kept])
             if kept[0][1] is not None:
@@ -572,25 +606,53 @@ class Bench:
                 result["after_scored"] = percentiles([rcv - sc for _sent, sc, rcv in kept])
         return result
 
+    def measure_latency(self, run: Run, s: Settings, floor: bool = False
+                        ) -> dict[str, dict[str, Any]]:
+        """Latency through the scorer that made ``run`` (still running, with settings
+        ``s``), after the broker floor when ``floor``; keyed ``floor`` and the run's name."""
+        args = self.args
+        if "latency" in args.skip:
+            return {}
+        if not self.scorer_alive() or not run.complete:
+            print("  latency: skipped, the scorer did not finish its run")
+            return {}
+        print(f"  latency at {args.latency_rate:,.0f} events/s offered for "
+              f"{args.latency_seconds:g} s: "
+              + ("the broker floor, then through the scorer" if floor else "through the scorer"))
+        out = {}
+        if floor:
+            out["floor"] = self.latency_floor()
+            print(f"  floor: {out['floor']['received']:,}/{out['floor']['offered']:,} received")
+        out[run.name] = self.latency_scorer(s)
+        print(f"  {run.name}: {out[run.name]['received']:,}/{out[run.name]['offered']:,} "
+              f"received")
+        for name, result in out.items():
+            if result["others"]:
+                print(f"  ({name}: {result['others']:,} messages of other requests ignored)")
+        return out
+
     def latency_floor(self) -> dict[str, Any]:
         topic = "bench.floor"
         create_topics(self.settings, [topic])
-        return self.latency(
-            "floor", topic, topic, "json", lambda m: (orjson.loads(m.value())["event_time"], None)
-        )
 
-    def latency_scorer(self) -> dict[str, Any]:
+        def times_of(m: Message) -> tuple[str, float, None]:
+            request = orjson.loads(m.value())
+            return request["request_id"], request["event_time"], None
+
+        return self.latency("floor", topic, topic, "json", times_of)
+
+    def latency_scorer(self, s: Settings) -> dict[str, Any]:
         from schemas.codec import Codec
 
-        s = self.settings
         codec = Codec.from_settings(s)
 
-        def times_of(m: Message) -> tuple[float, float]:
+        def times_of(m: Message) -> tuple[str, float, float]:
             p = codec.decode(m.value(), m.headers(), "Prediction", s.topic_predictions)
-            return p["event_time"], p["scored_time"]
+            return p["request_id"], p["event_time"], p["scored_time"]
 
+        label = "scorer" if s.scorer_exactly_once else "scorer-alo"
         return self.latency(
-            "scorer", s.topic_requests, s.topic_predictions, self.args.request_format, times_of
+            label, s.topic_requests, s.topic_predictions, self.args.request_format, times_of
         )
 
     # Profile ------------------------------------------------------------------------------
@@ -942,6 +1004,7 @@ def quix_child(config: dict) -> None:
         producer_extra_config={"linger.ms": 20},
         state_dir=config["data_dir"],
         use_changelog_topics=False,
+        processing_guarantee=config["guarantee"],
         loglevel="WARNING",
     )
     source = app.topic(config["input"], value_deserializer="json", key_deserializer="bytes")
@@ -996,8 +1059,8 @@ def run(args: argparse.Namespace) -> int:
     bench = Bench(args, settings, tmp)
     failed = True
     runs: dict[str, Run] = {}
-    floor: dict[str, Any] | None = None
-    scored: dict[str, Any] | None = None
+    latency: dict[str, dict[str, Any]] = {}
+    rss: dict[str, float] = {}
     print(f"lastmile scoring benchmark: {args.count:,} requests, {len(FEATURES)} numeric "
           f"features, River StandardScaler | LogisticRegression, {PARTITIONS} partitions")
     print(f"embedded broker on 127.0.0.1:{port}, {os.cpu_count()} CPUs, "
@@ -1005,39 +1068,46 @@ def run(args: argparse.Namespace) -> int:
     try:
         with EmbeddedBroker(tmp / "broker", port):
             bench.setup_model()
-            print(f"\n[1/5] lastmile scorer (python -m streams.cli worker --roles scorer), "
-                  f"{args.count:,} requests")
+            same = "same-guarantee" not in args.skip
+            total = 4 + 2 * same
+            print(f"\n[1/{total}] lastmile scorer, exactly once (python -m streams.cli worker "
+                  f"--roles scorer), {args.count:,} requests")
             runs["lastmile"] = bench.run_lastmile()
             report_run(runs["lastmile"])
-            if "latency" in args.skip:
-                pass
-            elif not bench.scorer_alive() or not runs["lastmile"].complete:
-                print("\n[2/5] latency: skipped, the scorer did not finish its run")
-            else:
-                print(f"\n[2/5] latency at {args.latency_rate:,.0f} events/s offered for "
-                      f"{args.latency_seconds:g} s: the broker floor, then through the scorer")
-                floor = bench.latency_floor()
-                print(f"  floor: {floor['received']:,}/{floor['offered']:,} received")
-                scored = bench.latency_scorer()
-                print(f"  scorer: {scored['received']:,}/{scored['offered']:,} received")
+            latency.update(bench.measure_latency(runs["lastmile"], bench.settings, floor=True))
             bench.stop_scorer()
             runs["lastmile"].peak_rss_mb = bench.scorer_rss.get("VmHWM")
+            rss = dict(bench.scorer_rss)
             if "faust" not in args.skip:
-                print(f"\n[3/5] Faust agent, per event, {args.faust_count:,} requests")
+                print(f"\n[2/{total}] Faust agent, per event, {args.faust_count:,} requests")
                 runs["faust"] = bench.run_child("faust", args.faust_count, 300)
                 report_run(runs["faust"])
             if "quix" not in args.skip:
-                print(f"\n[4/5] Quix Streams, {args.quix_count:,} requests")
+                print(f"\n[3/{total}] Quix Streams, {args.quix_count:,} requests")
                 runs["quix"] = bench.run_child("quix", args.quix_count, 1000)
                 report_run(runs["quix"])
+            if same:
+                print(f"\n[4/{total}] lastmile scorer, at least once "
+                      f"(LASTMILE_SCORER_EXACTLY_ONCE=false), {args.count:,} requests")
+                alo = bench.at_least_once()
+                runs["lastmile-alo"] = bench.run_lastmile("lastmile-alo", alo)
+                report_run(runs["lastmile-alo"])
+                latency.update(bench.measure_latency(runs["lastmile-alo"], alo))
+                bench.stop_scorer()
+                if "quix" not in args.skip:
+                    print(f"\n[5/{total}] Quix Streams, exactly once, {args.quix_count:,} requests")
+                    runs["quix-eos"] = bench.run_child(
+                        "quix", args.quix_count, 1000, guarantee="exactly-once"
+                    )
+                    report_run(runs["quix-eos"])
             if "profile" not in args.skip:
-                print(f"\n[5/5] profile of Scorer.process in this process, "
+                print(f"\n[{total}/{total}] profile of Scorer.process in this process, "
                       f"{args.profile_count:,} requests")
                 bench.profile()
         failed = False
     finally:
         bench.children.stop_all()
-        summarize(args, runs, floor, scored, bench.scorer_rss)
+        summarize(args, runs, latency, rss)
         if failed:
             print(f"\n(stopped before the end: logs kept in {tmp / 'logs'})")
         elif not args.keep:
@@ -1045,56 +1115,78 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(args: argparse.Namespace, runs: dict[str, Run], floor: dict | None,
-              scored: dict | None, rss: dict[str, float]) -> None:
+def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str, dict],
+              rss: dict[str, float]) -> None:
     print(f"\n== summary == (load average now {os.getloadavg()[0]:.2f})")
     print(f"throughput, events/s from first output to last (the total includes start-up); "
           f"lastmile requests in {args.request_format}:")
-    lm = runs.get("lastmile")
     for name, r in runs.items():
         note = ""
         if name == "faust" and args.faust_count < args.count:
             note = f"  [run on {args.faust_count:,} events, not {args.count:,}: per-event path]"
-        if name == "quix" and args.quix_count != args.count:
+        if name.startswith("quix") and args.quix_count != args.count:
             note = f"  [run on {args.quix_count:,} events]"
         report_run(r, note)
-    rate = lm.rate if lm and lm.timed else None
+
+    def rate_of(name: str) -> float | None:
+        r = runs.get(name)
+        return r.rate if r is not None and r.timed and r.rate else None
+
+    rate = rate_of("lastmile")
     print(f"  goal >= {GOAL_RATE:,} events/s per worker process: "
           f"{goal(None if rate is None else rate >= GOAL_RATE)}")
+    print("  lastmile exactly once against the baselines' defaults (at least once):")
     for other, target in (("faust", GOAL_VS_FAUST), ("quix", GOAL_VS_QUIX)):
-        o = runs.get(other)
-        if rate is None or o is None or not o.timed or not o.rate:
-            continue
-        ratio = rate / o.rate
-        print(f"  lastmile/{other}: {ratio:,.1f}x  (goal >= {target:g}x: {goal(ratio >= target)})")
-    if floor is not None and scored is not None:
+        theirs = rate_of(other)
+        if rate is not None and theirs is not None:
+            ratio = rate / theirs
+            print(f"    lastmile/{other}: {ratio:,.1f}x  "
+                  f"(goal >= {target:g}x: {goal(ratio >= target)})")
+    pairs = [("lastmile-alo", "faust", GOAL_VS_FAUST), ("lastmile-alo", "quix", GOAL_VS_QUIX),
+             ("lastmile", "quix-eos", GOAL_VS_QUIX)]
+    if any(rate_of(ours) and rate_of(theirs) for ours, theirs, _ in pairs):
+        print("  the same delivery guarantee on both sides:")
+    for ours, theirs, target in pairs:
+        a, b = rate_of(ours), rate_of(theirs)
+        if a is not None and b is not None:
+            print(f"    {ours}/{theirs}: {a / b:,.1f}x  (goal >= {target:g}x: "
+                  f"{goal(a / b >= target)})")
+    floor = latency.get("floor")
+    if floor is not None:
         print(f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:g} s "
               f"(first {args.latency_warmup:g} s dropped; producer linger {args.linger_ms} ms, "
               f"consumer fetch.wait.max.ms {args.fetch_wait_ms}):")
-        rows = [("broker floor (no worker)", floor, "total"),
-                ("through the scorer", scored, "total"),
-                ("  request -> scored_time", scored, "to_scored"),
-                ("  scored_time -> received", scored, "after_scored")]
-        for name, r, part in rows:
-            p = r.get(part)
-            if p:
-                print(f"  {name:<26} p50 {p['p50']:7.1f} ms  p90 {p['p90']:7.1f} ms  "
-                      f"p99 {p['p99']:7.1f} ms  max {p['max']:7.1f} ms"
-                      + (f"  ({r['received']:,}/{r['offered']:,} received)"
-                         if part == "total" else ""))
-            elif part == "total":
-                print(f"  {name:<26} no samples ({r.get('received', 0)} received)")
+        _latency_row("broker floor (no worker)", floor, "total")
+    for name, title in (("lastmile", "exactly once"), ("lastmile-alo", "at least once")):
+        scored = latency.get(name)
+        if floor is None or scored is None:
+            continue
+        _latency_row(f"scorer, {title}", scored, "total")
+        _latency_row("  request -> scored_time", scored, "to_scored")
+        _latency_row("  scored_time -> received", scored, "after_scored")
         if floor.get("total") and scored.get("total"):
             f, t = floor["total"], scored["total"]
             added50, added99 = t["p50"] - f["p50"], t["p99"] - f["p99"]
-            print(f"  {'added by the scorer':<26} p50 {added50:+7.1f} ms  "
+            print(f"  {'  added over the floor':<26} p50 {added50:+7.1f} ms  "
                   f"{'':16}p99 {added99:+7.1f} ms  "
                   f"(goal p99 added <= {GOAL_P99_ADDED_MS:g} ms: "
                   f"{goal(added99 <= GOAL_P99_ADDED_MS)})")
     if rss:
         hwm = rss.get("VmHWM")
-        print(f"scorer worker RSS: peak (VmHWM) {hwm:.0f} MB, last {rss.get('VmRSS', 0):.0f} MB "
+        print(f"scorer worker RSS, exactly once: peak (VmHWM) {hwm:.0f} MB, last "
+              f"{rss.get('VmRSS', 0):.0f} MB "
               f"(goal <= {GOAL_RSS_MB:g} MB: {goal(None if hwm is None else hwm <= GOAL_RSS_MB)})")
+
+
+def _latency_row(name: str, result: dict[str, Any], part: str) -> None:
+    p = result.get(part)
+    if p:
+        print(f"  {name:<26} p50 {p['p50']:7.1f} ms  p90 {p['p90']:7.1f} ms  "
+              f"p99 {p['p99']:7.1f} ms  max {p['max']:7.1f} ms"
+              + (f"  ({result['received']:,}/{result['offered']:,} received)"
+                 if part == "total" else ""))
+    elif part == "total":
+        print(f"  {name:<26} no samples ({result.get('received', 0)} received)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
