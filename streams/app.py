@@ -106,6 +106,8 @@ def _ssl_context(settings: Settings) -> object | None:
 
 def create_app(settings: Settings, roles: list[str], web_port: int | None = None) -> faust.App:
     """The Faust app running ``roles`` against the settings' Kafka."""
+    # Faust makes its own folder but not the parents: a fresh data_dir would crash the worker.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         "lastmile",
         **faust_broker_settings(settings),
