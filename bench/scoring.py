@@ -17,7 +17,9 @@ The lastmile scorer is exactly once by default (a Kafka transaction per batch); 
 Quix are at least once by default. So two more runs compare like with like: the scorer
 at least once (``LASTMILE_SCORER_EXACTLY_ONCE=false``, its latency too), and Quix
 exactly once (``processing_guarantee="exactly-once"``). ``--skip same-guarantee`` leaves
-them out.
+them out. And the practical ceiling: a hand-written confluent-kafka batch loop with
+orjson and River's ``predict_proba_many``, at least once, none of lastmile's checks
+(``--skip ceiling`` leaves it out).
 
 Each worker runs as a child process; its outputs are counted from the outside by a
 consumer assigned to the output topic. Throughput is timed from the first output to the
@@ -87,7 +89,7 @@ from streams.config import Settings, load_settings, settings_env  # noqa: E402
 FEATURES = [f"f{i}" for i in range(10)]
 MODEL = "bench"
 PARTITIONS = 3
-SKIPPABLE = ("faust", "quix", "latency", "same-guarantee", "profile")
+SKIPPABLE = ("faust", "quix", "latency", "same-guarantee", "ceiling", "profile")
 MIN_SPAN_S = 2.0  # a rate timed over less than this is not compared with anything
 
 GOAL_RATE = 50_000
@@ -1015,6 +1017,58 @@ def quix_child(config: dict) -> None:
     app.run()
 
 
+def ceiling_child(config: dict) -> None:
+    """The practical ceiling the issue names: a hand-written confluent-kafka batch loop,
+    at least once, with nothing of lastmile's: orjson in and out, River's
+    ``predict_proba_many`` on a DataFrame, produce, flush, commit. No validation, no
+    routing, no Avro, no dead letters, no transaction."""
+    import pandas as pd
+
+    model = pickle.loads(Path(config["model"]).read_bytes())
+    consumer = Consumer({
+        "bootstrap.servers": config["bootstrap"],
+        "group.id": config["group"],
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 1000,
+        "fetch.wait.max.ms": 10,
+    })
+    producer = Producer({
+        "bootstrap.servers": config["bootstrap"],
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 20,
+    })
+    consumer.subscribe([config["input"]])
+    output = config["output"]
+    while True:
+        messages = consumer.consume(5000, 0.5)
+        requests = [orjson.loads(m.value()) for m in messages if m.error() is None]
+        if not requests:
+            continue
+        frame = pd.DataFrame.from_records([r["features"] for r in requests])
+        scores = model.predict_proba_many(frame)[True].tolist()
+        now = int(time.time() * 1000)
+        for request, score in zip(requests, scores, strict=True):
+            prediction = {
+                "request_id": request["request_id"],
+                "model": request["model"],
+                "version": 1,
+                "variant": "champion",
+                "score": score,
+                "label": "1" if score >= 0.5 else "0",
+                "features": request["features"],
+                "event_time": request["event_time"],
+                "scored_time": now,
+                "latency_ms": float(max(0, now - request["event_time"])),
+                "entity_id": request.get("entity_id"),
+            }
+            producer.produce(output, orjson.dumps(prediction), request["request_id"].encode())
+        producer.flush(60)
+        consumer.commit(asynchronous=False)
+
+
 # -- the report ----------------------------------------------------------------------------
 
 
@@ -1069,7 +1123,8 @@ def run(args: argparse.Namespace) -> int:
         with EmbeddedBroker(tmp / "broker", port):
             bench.setup_model()
             same = "same-guarantee" not in args.skip
-            total = 4 + 2 * same
+            ceiling = "ceiling" not in args.skip
+            total = 4 + 2 * same + ceiling
             print(f"\n[1/{total}] lastmile scorer, exactly once (python -m streams.cli worker "
                   f"--roles scorer), {args.count:,} requests")
             runs["lastmile"] = bench.run_lastmile()
@@ -1100,6 +1155,12 @@ def run(args: argparse.Namespace) -> int:
                         "quix", args.quix_count, 1000, guarantee="exactly-once"
                     )
                     report_run(runs["quix-eos"])
+            if ceiling:
+                print(f"\n[{total - 1}/{total}] the practical ceiling: a hand-written "
+                      f"confluent-kafka batch loop (orjson, predict_proba_many, at least once), "
+                      f"{args.ceiling_count:,} requests")
+                runs["ceiling"] = bench.run_child("ceiling", args.ceiling_count, 1000)
+                report_run(runs["ceiling"])
             if "profile" not in args.skip:
                 print(f"\n[{total}/{total}] profile of Scorer.process in this process, "
                       f"{args.profile_count:,} requests")
@@ -1126,6 +1187,8 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
             note = f"  [run on {args.faust_count:,} events, not {args.count:,}: per-event path]"
         if name.startswith("quix") and args.quix_count != args.count:
             note = f"  [run on {args.quix_count:,} events]"
+        if name == "ceiling" and args.ceiling_count != args.count:
+            note = f"  [run on {args.ceiling_count:,} events]"
         report_run(r, note)
 
     def rate_of(name: str) -> float | None:
@@ -1151,6 +1214,16 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
         if a is not None and b is not None:
             print(f"    {ours}/{theirs}: {a / b:,.1f}x  (goal >= {target:g}x: "
                   f"{goal(a / b >= target)})")
+    ceiling = rate_of("ceiling")
+    if ceiling is not None:
+        print("  against the practical ceiling (a hand-written batch loop, at least once):")
+        for ours in ("lastmile", "lastmile-alo"):
+            if rate_of(ours) is not None:
+                print(f"    {ours}/ceiling: {rate_of(ours) / ceiling:.2f}x")
+        for other, target in (("faust", GOAL_VS_FAUST), ("quix", GOAL_VS_QUIX)):
+            if rate_of(other) is not None:
+                print(f"    ceiling/{other}: {ceiling / rate_of(other):,.1f}x  "
+                      f"(what the {target:g}x goal would ask of it)")
     floor = latency.get("floor")
     if floor is not None:
         print(f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:g} s "
@@ -1200,6 +1273,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default 20,000)")
     p.add_argument("--quix-count", type=int, default=None,
                    help="requests for Quix Streams (default: --count)")
+    p.add_argument("--ceiling-count", type=int, default=None,
+                   help="requests for the hand-written batch loop (default: twice --count, "
+                        "as it is fast enough to finish --count too soon to be timed)")
     p.add_argument("--request-format", choices=("json", "avro"), default="json",
                    help="how requests to the lastmile scorer are encoded: JSON (default) or "
                         "lastmile Avro with schema headers; Faust and Quix always get JSON")
@@ -1230,7 +1306,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 f"known: {', '.join(SKIPPABLE)}")
     if args.quix_count is None:
         args.quix_count = args.count
-    for name in ("count", "faust_count", "quix_count", "profile_count"):
+    if args.ceiling_count is None:
+        args.ceiling_count = 2 * args.count
+    for name in ("count", "faust_count", "quix_count", "ceiling_count", "profile_count"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -1240,7 +1318,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_child"]:
         kind, config = argv[1], json.loads(argv[2])
-        {"faust": faust_child, "quix": quix_child}[kind](config)
+        {"faust": faust_child, "quix": quix_child, "ceiling": ceiling_child}[kind](config)
         return 0
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
