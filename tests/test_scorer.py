@@ -287,10 +287,31 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, tmp_path: Path) 
     transactional.id slot, fences its open transaction instead of stalling behind it,
     and skips what that transaction left visible on the embedded broker."""
     settings, control = stack
+    ids, predictions = kill_workers_then_read(settings, control, tmp_path)
+    counts = collections.Counter(p["request_id"] for p in predictions)
+    assert set(counts) == set(ids), (tmp_path / "worker.log").read_text()[-2000:]
+    assert max(counts.values()) == 1
+
+
+def test_sigkill_at_least_once_loses_nothing(fresh_settings, tmp_path: Path) -> None:
+    """At least once, a killed worker's batch is scored again (a duplicate is allowed)
+    but no request goes without its prediction."""
+    settings = fresh_settings(scorer_exactly_once=False)
+    ensure_topics(settings)
+    with ControlPlane(settings) as control:
+        ids, predictions = kill_workers_then_read(settings, control, tmp_path, kills=1)
+    counts = collections.Counter(p["request_id"] for p in predictions)
+    assert set(counts) == set(ids), (tmp_path / "worker.log").read_text()[-2000:]
+
+
+def kill_workers_then_read(
+    settings: Settings, control: ControlPlane, tmp_path: Path, kills: int = 3, n: int = 60_000
+) -> tuple[list[str], list[dict]]:
+    """Score ``n`` requests with a worker SIGKILLed mid-stream ``kills`` times, then one
+    left to finish: the request ids, and every committed prediction."""
     model, rows, _ = train_demo_model("sea", n=2000)
     control.promote("sea", control.register_and_publish(
         "sea", model, "river", reference_rows=rows, labels=[False, True]).version)
-    n = 60_000
     producer = Producer(settings.producer_config())
     ids = []
     for event in simulated_events(model="sea", stream="sea", count=n, label_delay=None):
@@ -304,7 +325,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, tmp_path: Path) 
     worker = [sys.executable, "-m", "streams.cli", "worker", "--roles", "scorer"]
     log_path = tmp_path / "worker.log"
     progress = []
-    for _ in range(3):
+    for _ in range(kills):
         before = produced_so_far(settings)
         proc = subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL,
                                 stderr=log_path.open("a"))
@@ -323,9 +344,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, tmp_path: Path) 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-    counts = collections.Counter(p["request_id"] for p in predictions)
-    assert set(counts) == set(ids), (tmp_path / "worker.log").read_text()[-2000:]
-    assert max(counts.values()) == 1
+    return ids, predictions
 
 
 def produced_so_far(settings: Settings) -> int:
