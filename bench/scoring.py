@@ -146,8 +146,11 @@ def request_encoder(fmt: str) -> Callable[[dict], tuple[bytes, list | None]]:
 def score_one(model: Any, request: dict) -> dict:
     """What the Faust and Quix jobs answer: the fields of lastmile's Prediction, as JSON."""
     proba = model.predict_proba_one(request["features"])
-    score = float(proba.get(True, 0.0))
-    now = int(time.time() * 1000)
+    return answer(request, float(proba.get(True, 0.0)), int(time.time() * 1000))
+
+
+def answer(request: dict, score: float, now: int) -> dict:
+    """The prediction of the baselines (and the ceiling) for a request and its score."""
     return {
         "request_id": request["request_id"],
         "model": request["model"],
@@ -1051,20 +1054,8 @@ def ceiling_child(config: dict) -> None:
         scores = model.predict_proba_many(frame)[True].tolist()
         now = int(time.time() * 1000)
         for request, score in zip(requests, scores, strict=True):
-            prediction = {
-                "request_id": request["request_id"],
-                "model": request["model"],
-                "version": 1,
-                "variant": "champion",
-                "score": score,
-                "label": "1" if score >= 0.5 else "0",
-                "features": request["features"],
-                "event_time": request["event_time"],
-                "scored_time": now,
-                "latency_ms": float(max(0, now - request["event_time"])),
-                "entity_id": request.get("entity_id"),
-            }
-            producer.produce(output, orjson.dumps(prediction), request["request_id"].encode())
+            prediction = orjson.dumps(answer(request, score, now))
+            producer.produce(output, prediction, request["request_id"].encode())
         producer.flush(60)
         consumer.commit(asynchronous=False)
 
