@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -135,6 +135,22 @@ class TransactionalSlot:
             return self.id
         raise AssertionError("unreachable")
 
+    def unclaimed(self) -> Iterator[str]:
+        """The ids of this name's slots on this host that no live lane holds, each locked
+        while the caller handles it."""
+        prefix = f"{self.name}-{socket.gethostname()}-"
+        if not self.folder.is_dir():
+            return
+        for path in sorted(self.folder.glob(f"{prefix}*.lock")):
+            if not path.stem[len(prefix):].isdigit():
+                continue  # another lane whose name starts like this one
+            with path.open("ab") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield path.stem
+
     def release(self) -> None:
         """Free the slot (the lane's producer is closed by now)."""
         if self._file is not None:
@@ -222,6 +238,8 @@ class BatchLane:
         producer_conf = self.settings.producer_config()
         if self.exactly_once:
             producer_conf["transactional.id"] = self.slot.claim()
+        else:
+            self._end_open_transactions()
         consumer = Consumer(consumer_conf)
         producer = Producer(producer_conf)
         if self.exactly_once:
@@ -237,6 +255,20 @@ class BatchLane:
 
         consumer.subscribe(self.topics, on_assign=assigned)
         return consumer, producer
+
+    def _end_open_transactions(self) -> None:
+        """At least once, fence what an exactly-once run of this lane left open on this
+        host: the embedded broker never times a transaction out, and its read_committed
+        readers would wait for it for good (:class:`TransactionalSlot`). Only slots that
+        exist are touched, so a lane that never ran exactly once needs no transactions."""
+        for transactional_id in self.slot.unclaimed():
+            conf = self.settings.producer_config(**{"transactional.id": transactional_id})
+            fencer = Producer(conf)
+            fencer.init_transactions(30)
+            del fencer
+            # The batch is replayed at least once: the journal has nothing left to skip.
+            InFlight(self.slot.folder / f"{transactional_id}.journal").settle()
+            log.info("%s: fenced %s, left by an exactly-once run", self.name, transactional_id)
 
     def _take_over(self) -> None:
         """Find what the last holder of this slot left visible and was not finished."""

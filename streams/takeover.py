@@ -113,6 +113,14 @@ class InFlight:
             self._write(self._open)
             self._open = None
 
+    def settle(self) -> None:
+        """Mark the last transaction finished although nobody took it over: a lane at
+        least once replayed its batch, duplicates allowed, so nothing is left to skip."""
+        last = self.last()
+        if last is not None and not last.done:
+            last.done = True
+            self._write(last)
+
     def last(self) -> Transaction | None:
         """The last transaction recorded, None if there is none (or the file is torn)."""
         try:

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from streams.config import Settings, settings_env
 from streams.lane import BatchLane, Output
+from streams.takeover import InFlight, left_visible
 from streams.topics import ensure_topics
 
 # A lane that echoes each request to the predictions topic and kills itself inside its
@@ -81,17 +82,22 @@ def produce_requests(settings: Settings) -> None:
 
 
 def echo_all(
-    settings: Settings, lane_class: type[BatchLane] = BatchLane
+    settings: Settings,
+    lane_class: type[BatchLane] = BatchLane,
+    exactly_once: bool = True,
+    expect: int = 0,
 ) -> tuple[BatchLane, list]:
-    """Run an echo lane (guarded) until every request's output is read; the lane and
-    what readers saw."""
+    """Run an echo lane (guarded) until every request's output (or `expect` outputs) is
+    read; the lane and what readers saw."""
     lane = lane_class(
         settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
-        skip_visible=True,
+        skip_visible=True, exactly_once=exactly_once,
     )
     lane.start()
     try:
-        values = read_committed(settings, settings.topic_predictions, REQUESTS, timeout=90)
+        values = read_committed(
+            settings, settings.topic_predictions, expect or REQUESTS, timeout=90
+        )
     finally:
         lane.stop()
     assert not lane.failed, lane.stats.last_error
@@ -101,6 +107,13 @@ def echo_all(
 def kill_inside_a_transaction_then_take_over(settings: Settings, tmp_path: Path) -> list:
     """Run the dying worker on the requests until it kills itself in its third
     transaction, then a lane of the same group takes over; what readers see."""
+    die_in_third_transaction(settings, tmp_path)
+    return echo_all(settings)[1]
+
+
+def die_in_third_transaction(settings: Settings, tmp_path: Path) -> None:
+    """Produce the requests and run the dying worker on them until it kills itself in
+    its third transaction."""
     produce_requests(settings)
     script = DYING_WORKER.format(tests=str(Path(__file__).parent))
     env = {**os.environ, **settings_env(settings)}
@@ -110,7 +123,6 @@ def kill_inside_a_transaction_then_take_over(settings: Settings, tmp_path: Path)
             [sys.executable, "-c", script, "3"], env=env, stderr=log, timeout=120
         )
     assert dead.returncode == -9, log_path.read_text()[-3000:]
-    return echo_all(settings)[1]
 
 
 REQUESTS = 600
@@ -134,6 +146,33 @@ def test_a_batch_in_flight_when_its_worker_is_killed_is_read_once(
     values = kill_inside_a_transaction_then_take_over(fresh_settings(), tmp_path)
     repeated = {v: c for v, c in collections.Counter(values).items() if c > 1}
     assert not repeated, f"{len(repeated)} outputs seen more than once"
+
+
+def test_a_lane_switched_to_at_least_once_after_a_crash_is_not_stalled(
+    fresh_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A worker killed exactly once leaves its transaction open; the worker restarted at
+    least once fences it all the same (else read_committed readers wait for good) and
+    replays its batch (duplicates allowed). Switched back to exactly once, the next lane
+    must not skip new outputs keyed like what the killed transaction left readable."""
+    settings = fresh_settings()
+    die_in_third_transaction(settings, tmp_path)
+    [journal] = (settings.data_dir / "transactions").glob("*.journal")
+    killed = InFlight(journal).last()
+    _, values = echo_all(settings, exactly_once=False)
+    assert len(set(values)) == REQUESTS
+
+    visible = left_visible(settings, killed)  # readable now that it is fenced
+    assert visible, "the killed transaction left nothing readable: the test needs some"
+
+    keys = sorted(key for _topic, key in visible)
+    producer = Producer(settings.producer_config())
+    for i, key in enumerate(keys):
+        producer.produce(settings.topic_requests, f"r{REQUESTS + i}".encode(), key)
+    assert producer.flush(30) == 0
+    _, values = echo_all(settings, expect=len(values) + len(keys))
+    later = collections.Counter(v for v in values if int(v[1:]) >= REQUESTS)
+    assert sorted(later.values()) == [1] * len(keys)
 
 
 class FailingOnce:
