@@ -397,7 +397,7 @@ def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
                 return True
             if text in ("0", "false", "no", "off"):
                 return False
-            if text in ("", "auto"):
+            if text in ("", "auto") and annotation.endswith("None"):
                 return None
             raise ValueError("expected true or false")
         if annotation.startswith("int"):

@@ -52,12 +52,21 @@ def test_lastmile_config_variable_names_the_file(tmp_path: Path) -> None:
         ({"LASTMILE_KAFKA_PORT": "70000"}, "between 1 and 65535"),
         ({"LASTMILE_KAFKA_CLIENT": "[1, 2]"}, "JSON object"),
         ({"LASTMILE_KAFKA_FAST_GROUP_JOIN": "maybe"}, "true or false"),
+        # "auto" only for a setting with an automatic value: unset, this one would have
+        # made the scorer at least once without a word.
+        ({"LASTMILE_SCORER_EXACTLY_ONCE": "auto"}, "true or false"),
+        ({"LASTMILE_SCORER_EXACTLY_ONCE": ""}, "true or false"),
     ],
 )
 def test_bad_values_name_the_setting_and_source(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message) as err:
         load_settings(env=env, toml_path=None)
     assert next(iter(env)) in str(err.value)
+
+
+def test_auto_leaves_a_setting_with_an_automatic_value_unset() -> None:
+    env = {"LASTMILE_KAFKA_FAST_GROUP_JOIN": "auto"}
+    assert load_settings(env=env, toml_path=None).kafka_fast_group_join is None
 
 
 def test_unknown_toml_key_is_an_error(tmp_path: Path) -> None:
