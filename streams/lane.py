@@ -122,34 +122,45 @@ class TransactionalSlot:
         if self.id is not None:
             return self.id
         self.folder.mkdir(parents=True, exist_ok=True)
-        host = socket.gethostname()
         for slot in itertools.count():
-            handle = (self.folder / f"{self.name}-{host}-{slot}.lock").open("ab")
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            self._file = handle
-            self.id = f"{self.name}-{host}-{slot}"
-            return self.id
+            transactional_id = f"{self._prefix}{slot}"
+            handle = self._lock(transactional_id)
+            if handle is not None:
+                self._file, self.id = handle, transactional_id
+                return transactional_id
         raise AssertionError("unreachable")
 
     def unclaimed(self) -> Iterator[str]:
         """The ids of this name's slots on this host that no live lane holds, each locked
         while the caller handles it."""
-        prefix = f"{self.name}-{socket.gethostname()}-"
         if not self.folder.is_dir():
             return
+        prefix = self._prefix
         for path in sorted(self.folder.glob(f"{prefix}*.lock")):
             if not path.stem[len(prefix):].isdigit():
                 continue  # another lane whose name starts like this one
-            with path.open("ab") as handle:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue
-                yield path.stem
+            handle = self._lock(path.stem)
+            if handle is not None:
+                with handle:
+                    yield path.stem
+
+    def journal(self, transactional_id: str) -> InFlight:
+        """The journal of the transactions sent with `transactional_id`."""
+        return InFlight(self.folder / f"{transactional_id}.journal")
+
+    @property
+    def _prefix(self) -> str:
+        return f"{self.name}-{socket.gethostname()}-"
+
+    def _lock(self, transactional_id: str) -> IO[bytes] | None:
+        """The slot's lock file, locked; None when a live lane holds it."""
+        handle = (self.folder / f"{transactional_id}.lock").open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle
 
     def release(self) -> None:
         """Free the slot (the lane's producer is closed by now)."""
@@ -267,14 +278,14 @@ class BatchLane:
             fencer.init_transactions(30)
             del fencer
             # The batch is replayed at least once: the journal has nothing left to skip.
-            InFlight(self.slot.folder / f"{transactional_id}.journal").settle()
+            self.slot.journal(transactional_id).settle()
             log.info("%s: fenced %s, left by an exactly-once run", self.name, transactional_id)
 
     def _take_over(self) -> None:
         """Find what the last holder of this slot left visible and was not finished."""
         assert self.slot.id is not None
         if self.journal is None:
-            self.journal = InFlight(self.slot.folder / f"{self.slot.id}.journal")
+            self.journal = self.slot.journal(self.slot.id)
         last = self.journal.last()
         if last is None or last.done:
             return
