@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from schemas.codec import Codec
 from streams.config import Settings, settings_env
 from streams.control import ControlPlane
-from streams.processes import free_ports, wait_for
+from streams.processes import free_port, wait_for
 from streams.scorer import ScorerLane
 from streams.simulate import simulated_events, train_demo_model
 from streams.topics import ensure_topics
@@ -362,7 +362,7 @@ def produced_so_far(settings: Settings) -> int:
 
 def worker_env(settings: Settings) -> dict[str, str]:
     """The environment of a worker process running with these settings."""
-    return {**os.environ, **settings_env(settings), "LASTMILE_WEB_PORT": str(free_ports(1))}
+    return {**os.environ, **settings_env(settings), "LASTMILE_WEB_PORT": str(free_port())}
 
 
 def test_a_huge_bad_message_is_dead_lettered_truncated_and_scoring_goes_on(stack) -> None:
