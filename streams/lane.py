@@ -43,6 +43,8 @@ log = logging.getLogger("lastmile.lane")
 # Messages per batch, and so per transaction, unless a role says otherwise.
 MAX_BATCH = 5000
 
+_NOTHING = object()
+
 
 @dataclass(slots=True)
 class Output:
@@ -246,7 +248,9 @@ class BatchLane:
             self.group_id,
             **{"isolation.level": "read_committed", "enable.partition.eof": False},
         )
-        producer_conf = self.settings.producer_config()
+        # Reports only for failed records: at least once, the callback exists for those;
+        # in a transaction none is used. A report per record costs 0.2-0.3 us of CPU.
+        producer_conf = self.settings.producer_config(**{"delivery.report.only.error": True})
         if self.exactly_once:
             producer_conf["transactional.id"] = self.slot.claim()
         else:
@@ -425,13 +429,18 @@ class BatchLane:
 
         produce = producer.produce
         extra: dict[str, object] = {} if self.exactly_once else {"on_delivery": report}
+        # Outputs of one kind share their headers object: tag it once, not per record.
+        plain: object = _NOTHING
+        with_tag: list[tuple[str, bytes]] | None = None
         for out in outputs:
+            headers = out.headers
+            if tagged:
+                if headers is not plain:
+                    plain, with_tag = headers, [*headers, *tagged] if headers else tagged
+                headers = with_tag
             while True:
                 try:
                     # Partition -1 is librdkafka's "unassigned": the key's partitioner picks.
-                    headers = out.headers
-                    if tagged:
-                        headers = [*headers, *tagged] if headers else tagged
                     produce(out.topic, out.value, out.key, out.partition, headers=headers, **extra)
                     break
                 except BufferError:

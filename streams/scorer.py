@@ -209,7 +209,9 @@ class Scorer:
         if not valid:
             return outputs
 
-        results = loaded.predict_many([r["features"] for _, r, _ in valid], return_errors=True)
+        results = loaded.predict_many(
+            [r["features"] for _, r, _ in valid], return_errors=True, checked=True
+        )
         requests: list[dict] = []
         values: list[tuple] = []
         for (message, request, variant), result in zip(valid, results, strict=True):

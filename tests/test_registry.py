@@ -218,6 +218,12 @@ def test_predict_many_equals_predict_one(registry: Registry) -> None:
     np.testing.assert_allclose([s for s, _ in many], [s for s, _ in one], rtol=1e-9, atol=1e-12)
     # A small batch (low rates) goes row by row: the very same answers.
     assert vec.predict_many(rows[:10]) == one[:10]
+    # Rows the scorer checked (all-number features, ints among them) go as one float
+    # matrix: the same answers as the frame built row by row.
+    assert all(vec.check_features(r) is None for r in rows)
+    as_matrix = vec.predict_many(rows, checked=True)
+    assert [label for _, label in as_matrix] == [label for _, label in many]
+    np.testing.assert_allclose([s for s, _ in as_matrix], [s for s, _ in many], rtol=1e-12)
 
     # A Hoeffding tree has no predict_proba_many: per-event fallback, same answers.
     ht = tree.HoeffdingTreeClassifier(grace_period=50)
