@@ -628,7 +628,7 @@ class Bench:
         if floor:
             out["floor"] = self.latency_floor()
             print(f"  floor: {out['floor']['received']:,}/{out['floor']['offered']:,} received")
-        out[run.name] = self.latency_scorer(s)
+        out[run.name] = self.latency_scorer(s, run.name)
         print(f"  {run.name}: {out[run.name]['received']:,}/{out[run.name]['offered']:,} "
               f"received")
         for name, result in out.items():
@@ -646,7 +646,7 @@ class Bench:
 
         return self.latency("floor", topic, topic, "json", times_of)
 
-    def latency_scorer(self, s: Settings) -> dict[str, Any]:
+    def latency_scorer(self, s: Settings, label: str) -> dict[str, Any]:
         from schemas.codec import Codec
 
         codec = Codec.from_settings(s)
@@ -655,7 +655,6 @@ class Bench:
             p = codec.decode(m.value(), m.headers(), "Prediction", s.topic_predictions)
             return p["request_id"], p["event_time"], p["scored_time"]
 
-        label = "scorer" if s.scorer_exactly_once else "scorer-alo"
         return self.latency(
             label, s.topic_requests, s.topic_predictions, self.args.request_format, times_of
         )

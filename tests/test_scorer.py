@@ -39,11 +39,18 @@ def tiny_model(bias: float):
 
 @pytest.fixture
 def stack(fresh_settings) -> Iterator[tuple[Settings, ControlPlane]]:
-    settings = fresh_settings()
+    yield from open_stack(fresh_settings())
+
+
+@pytest.fixture
+def at_least_once_stack(fresh_settings) -> Iterator[tuple[Settings, ControlPlane]]:
+    yield from open_stack(fresh_settings(scorer_exactly_once=False))
+
+
+def open_stack(settings: Settings) -> Iterator[tuple[Settings, ControlPlane]]:
     ensure_topics(settings)
-    control = ControlPlane(settings)
-    yield settings, control
-    control.close()
+    with ControlPlane(settings) as control:
+        yield settings, control
 
 
 def register(control: ControlPlane, name: str, bias: float) -> int:
@@ -124,12 +131,10 @@ def test_every_request_gets_exactly_one_prediction_from_the_champion(stack) -> N
 
 
 def test_at_least_once_scorer_answers_every_request_and_commits_its_offsets(
-    fresh_settings,
+    at_least_once_stack,
 ) -> None:
-    settings = fresh_settings(scorer_exactly_once=False)
-    ensure_topics(settings)
-    with ControlPlane(settings) as control:
-        control.promote("m", register(control, "m", -3.0))
+    settings, control = at_least_once_stack
+    control.promote("m", register(control, "m", -3.0))
     lane = run_lane(settings)
     try:
         assert not lane.exactly_once
@@ -293,13 +298,11 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(stack, tmp_path: Path) 
     assert max(counts.values()) == 1
 
 
-def test_sigkill_at_least_once_loses_nothing(fresh_settings, tmp_path: Path) -> None:
+def test_sigkill_at_least_once_loses_nothing(at_least_once_stack, tmp_path: Path) -> None:
     """At least once, a killed worker's batch is scored again (a duplicate is allowed)
     but no request goes without its prediction."""
-    settings = fresh_settings(scorer_exactly_once=False)
-    ensure_topics(settings)
-    with ControlPlane(settings) as control:
-        ids, predictions = kill_workers_then_read(settings, control, tmp_path, kills=1)
+    settings, control = at_least_once_stack
+    ids, predictions = kill_workers_then_read(settings, control, tmp_path, kills=1)
     counts = collections.Counter(p["request_id"] for p in predictions)
     assert set(counts) == set(ids), (tmp_path / "worker.log").read_text()[-2000:]
 
