@@ -41,6 +41,18 @@ def _field(default: Any, doc: str, secret: bool = False) -> Any:
     return dataclasses.field(default=default, metadata=meta)
 
 
+# librdkafka settings lastmile's delivery rules rest on: `kafka_client` may not change them.
+FIXED_CLIENT_SETTINGS = {
+    "group.id": "each role names its consumer group",
+    "enable.auto.commit": "offsets are committed only after the outputs are durable",
+    "auto.offset.reset": "a new consumer group reads from the start: nothing is skipped",
+    "enable.idempotence": "a retried send is never written twice",
+    "acks": "every replica has an output before its input's offset is committed",
+    "isolation.level": "readers see only committed transactions",
+    "transactional.id": "each lane holds its own (streams.lane.TransactionalSlot)",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """The effective configuration. Build it with :func:`load_settings`."""
@@ -65,7 +77,10 @@ class Settings:
     kafka_ssl_certificate_location: str | None = _field(None, "Client certificate file for SSL.")
     kafka_ssl_key_location: str | None = _field(None, "Client key file for SSL.")
     kafka_client: dict[str, str] = _field(
-        {}, "Extra librdkafka settings for every client, as a JSON object or a TOML table."
+        {},
+        "Extra librdkafka settings for every client, as a JSON object or a TOML table; "
+        "they win over lastmile's tuning (linger, fetch wait, session timeouts), not over "
+        "the settings delivery rests on (acks, enable.auto.commit, ...: an error).",
     )
     kafka_fast_group_join: bool | None = _field(
         None,
@@ -208,6 +223,15 @@ class Settings:
     )
     monitor_group: str = _field("lastmile-monitor", "Consumer group of the monitor.")
 
+    def __post_init__(self) -> None:
+        for key in self.kafka_client:
+            why = FIXED_CLIENT_SETTINGS.get(key)
+            if why is not None:
+                raise ConfigError(
+                    f"setting kafka_client: {key!r} is set by lastmile itself ({why}); "
+                    "remove it"
+                )
+
     # -- derived values ---------------------------------------------------------------
 
     @property
@@ -240,7 +264,11 @@ class Settings:
         }
 
     def kafka_config(self) -> dict[str, str | int | bool]:
-        """librdkafka settings every confluent-kafka client of lastmile starts from."""
+        """librdkafka settings every confluent-kafka client of lastmile starts from: the
+        connection and its security, then ``kafka_client``."""
+        return {**self._kafka_connection(), **self.kafka_client}
+
+    def _kafka_connection(self) -> dict[str, str | int | bool]:
         conf: dict[str, str | int | bool] = {"bootstrap.servers": self.kafka_bootstrap_servers}
         for name in (
             "security_protocol",
@@ -255,7 +283,6 @@ class Settings:
             if value:
                 key = name.replace("_", ".")
                 conf["sasl.mechanisms" if key == "sasl.mechanism" else key] = value
-        conf.update(self.kafka_client)
         return conf
 
     @property
@@ -269,35 +296,50 @@ class Settings:
 
         The embedded broker completes a group join after about half the session
         timeout, and does not wake a waiting fetch when data arrives (DESIGN.md,
-        "Measured"), hence the short session timeout and fetch wait there.
+        "Measured"), hence the short session timeout and fetch wait there. Those are
+        defaults: ``kafka_client`` wins over them, but not over what delivery rests on
+        (:data:`FIXED_CLIENT_SETTINGS`); the caller's ``overrides`` win over all.
+
+        >>> s = load_settings(env={}, toml_path=None, kafka_client={"fetch.wait.max.ms": 50})
+        >>> conf = s.consumer_config("g")
+        >>> conf["fetch.wait.max.ms"], conf["enable.auto.commit"], conf["group.id"]
+        (50, False, 'g')
         """
-        conf: dict[str, Any] = {
-            **self.kafka_config(),
+        tuning: dict[str, Any] = {}
+        if self.fast_group_join:
+            tuning = {
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+                "fetch.wait.max.ms": 10,
+            }
+        return {
+            **self._kafka_connection(),
+            **tuning,
+            **self.kafka_client,
             "group.id": group_id,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
+            **overrides,
         }
-        if self.fast_group_join:
-            conf.update(
-                {
-                    "session.timeout.ms": 6000,
-                    "heartbeat.interval.ms": 1000,
-                    "fetch.wait.max.ms": 10,
-                }
-            )
-        conf.update(overrides)
-        return conf
 
-    def producer_config(self, **overrides: Any) -> dict[str, Any]:
-        """Producer settings: idempotent, acks=all, a short linger so batches stay large."""
-        conf: dict[str, Any] = {
-            **self.kafka_config(),
+    def producer_config(self, linger_ms: int = 20, **overrides: Any) -> dict[str, Any]:
+        """Producer settings: idempotent, acks=all, and a linger (``linger_ms`` unless
+        ``kafka_client`` sets ``linger.ms``) so the embedded broker gets few large
+        batches rather than many tiny ones (DESIGN.md, "Measured").
+
+        >>> s = load_settings(env={}, toml_path=None, kafka_client={"linger.ms": 50})
+        >>> conf = s.producer_config(linger_ms=2)
+        >>> conf["linger.ms"], conf["acks"], conf["enable.idempotence"]
+        (50, 'all', True)
+        """
+        return {
+            **self._kafka_connection(),
+            "linger.ms": linger_ms,
+            **self.kafka_client,
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 20,
+            **overrides,
         }
-        conf.update(overrides)
-        return conf
 
     def clickhouse_params(self) -> dict[str, Any]:
         """Keyword arguments for ``clickhouse_connect.get_client``."""

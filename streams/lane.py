@@ -43,6 +43,12 @@ log = logging.getLogger("lastmile.lane")
 # Messages per batch, and so per transaction, unless a role says otherwise.
 MAX_BATCH = 5000
 
+# Every batch ends in a flush (its commit), so the producer's linger only decides whether
+# records leave while the batch is still being produced: 2 ms lets the broker take them
+# as the lane works (+4-6% events/s against 20 ms), in batches of a few ms' records, not
+# the per-record batches the embedded broker slows down on. ``kafka_client`` may change it.
+LINGER_MS = 2
+
 _NOTHING = object()
 
 
@@ -250,7 +256,9 @@ class BatchLane:
         )
         # Reports only for failed records: at least once, the callback exists for those;
         # in a transaction none is used. A report per record costs 0.2-0.3 us of CPU.
-        producer_conf = self.settings.producer_config(**{"delivery.report.only.error": True})
+        producer_conf = self.settings.producer_config(
+            linger_ms=LINGER_MS, **{"delivery.report.only.error": True}
+        )
         if self.exactly_once:
             producer_conf["transactional.id"] = self.slot.claim()
         else:

@@ -37,6 +37,24 @@ def test_environment_beats_toml_beats_default(tmp_path: Path) -> None:
     assert sources["topic_outcomes"] == "default"
 
 
+def test_kafka_client_wins_over_lastmile_defaults_not_over_its_delivery_settings() -> None:
+    env = {"LASTMILE_KAFKA_CLIENT": '{"linger.ms": 50, "fetch.wait.max.ms": 100}'}
+    s = load_settings(env=env, toml_path=None)
+    # The embedded broker's defaults (linger 20 ms, fetch wait 10 ms) give way to the user's.
+    assert s.producer_config()["linger.ms"] == "50"
+    assert s.producer_config(linger_ms=2)["linger.ms"] == "50"
+    assert s.consumer_config("g")["fetch.wait.max.ms"] == "100"
+    # What the delivery guarantee rests on stays lastmile's.
+    assert s.producer_config()["acks"] == "all"
+    assert s.consumer_config("g")["enable.auto.commit"] is False
+    # Without the user's word, the caller's default linger applies.
+    assert load_settings(env={}, toml_path=None).producer_config(linger_ms=2)["linger.ms"] == 2
+
+    for key in ("acks", "enable.auto.commit", "isolation.level", "transactional.id"):
+        with pytest.raises(ConfigError, match=f"kafka_client: '{key}' is set by lastmile"):
+            load_settings(env={"LASTMILE_KAFKA_CLIENT": f'{{"{key}": "1"}}'}, toml_path=None)
+
+
 def test_lastmile_config_variable_names_the_file(tmp_path: Path) -> None:
     toml = tmp_path / "other.toml"
     toml.write_text("[lastmile]\ndashboard_port = 9000\n")
