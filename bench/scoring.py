@@ -1040,7 +1040,7 @@ def ceiling_child(config: dict) -> None:
         "bootstrap.servers": config["bootstrap"],
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 20,
+        "linger.ms": 2,  # as lastmile's lanes: it flushes every batch (streams/lane.py LINGER_MS)
     })
     consumer.subscribe([config["input"]])
     output = config["output"]
