@@ -1193,7 +1193,7 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
         theirs = rate_of(other)
         if rate is not None and theirs is not None:
             ratio = rate / theirs
-            print(f"    lastmile/{other}: {ratio:,.1f}x  "
+            print(f"    lastmile/{other}: {ratio:,.2f}x  "
                   f"(goal >= {target:g}x: {goal(ratio >= target)})")
     pairs = [("lastmile-alo", "faust", GOAL_VS_FAUST), ("lastmile-alo", "quix", GOAL_VS_QUIX),
              ("lastmile", "quix-eos", GOAL_VS_QUIX)]
@@ -1202,7 +1202,7 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
     for ours, theirs, target in pairs:
         a, b = rate_of(ours), rate_of(theirs)
         if a is not None and b is not None:
-            print(f"    {ours}/{theirs}: {a / b:,.1f}x  (goal >= {target:g}x: "
+            print(f"    {ours}/{theirs}: {a / b:,.2f}x  (goal >= {target:g}x: "
                   f"{goal(a / b >= target)})")
     ceiling = rate_of("ceiling")
     if ceiling is not None:
@@ -1212,7 +1212,7 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
                 print(f"    {ours}/ceiling: {rate_of(ours) / ceiling:.2f}x")
         for other, target in (("faust", GOAL_VS_FAUST), ("quix", GOAL_VS_QUIX)):
             if rate_of(other) is not None:
-                print(f"    ceiling/{other}: {ceiling / rate_of(other):,.1f}x  "
+                print(f"    ceiling/{other}: {ceiling / rate_of(other):,.2f}x  "
                       f"(what the {target:g}x goal would ask of it)")
     floor = latency.get("floor")
     if floor is not None:
