@@ -875,8 +875,8 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
             lm.check_features(q["features"]) for q in r
         ])
         rows = [q["features"] for q in reqs]
-        frame = timed(stages, "predict: DataFrame.from_records",
-                      lambda r=rows, lm=loaded: lm._frame(r))
+        frame = timed(stages, "predict: float matrix (checked rows)",
+                      lambda r=rows, lm=loaded: lm._frame(r, checked=True))
         proba = timed(stages, "predict: River predict_proba_many",
                       lambda f=frame, lm=loaded: lm.model.predict_proba_many(f))
         results = timed(stages, "predict: to (score, label)",
