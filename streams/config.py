@@ -154,7 +154,7 @@ class Settings:
     scorer_exactly_once: bool = _field(
         True,
         "Predictions and consumed offsets in one Kafka transaction. Off: at least once "
-        "(faster; a crash may publish a prediction twice).",
+        "(less latency; a crash may publish a prediction twice).",
     )
 
     # The learner role (durations as seconds or 30s / 10m / 1h / 7d)
