@@ -264,8 +264,9 @@ class Settings:
         }
 
     def kafka_config(self) -> dict[str, str | int | bool]:
-        """librdkafka settings every confluent-kafka client of lastmile starts from: the
-        connection and its security, then ``kafka_client``."""
+        """librdkafka settings of a client lastmile does not tune (the admin clients): the
+        connection and its security, then ``kafka_client``. Consumers and producers put
+        lastmile's tuning between the two (:meth:`consumer_config`, :meth:`producer_config`)."""
         return {**self._kafka_connection(), **self.kafka_client}
 
     def _kafka_connection(self) -> dict[str, str | int | bool]:
