@@ -493,6 +493,28 @@ class ModelTable:
             out.append((plan.shadow, SHADOW))
         return out
 
+    def keyless_route(self, model: str) -> list[tuple[int, str]] | None:
+        """:meth:`route` for every entity of `model` when no split makes it depend on
+        the key (``[]`` for a model that routes nowhere), else None: a batch asks once
+        per model instead of hashing each request.
+
+        >>> t = ModelTable()
+        >>> s = ModelState("churn", updated_at=3, versions={1: {}, 2: {}},
+        ...                aliases={"champion": 1, "challenger": 2})
+        >>> _ = t.apply(make_event("alias_set", s))
+        >>> t.keyless_route("churn"), t.keyless_route("unknown")
+        ([(1, 'champion')], [])
+        >>> s.split = {"champion": 90, "challenger": 10}
+        >>> s.updated_at = 4
+        >>> _ = t.apply(make_event("split_set", s))
+        >>> t.keyless_route("churn") is None
+        True
+        """
+        plan = self._plans.get(model)
+        if plan is not None and len(plan.buckets) > 1:
+            return None
+        return self.route(model, None)
+
 
 # -- the control plane ----------------------------------------------------------------
 
