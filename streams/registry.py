@@ -67,6 +67,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,7 @@ def infer_features(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
 
 
 _NUMBER_TYPES = frozenset((int, float))
+_DICT_TYPE = frozenset((dict,))
 
 
 def check_features(features: Any, meta: Any) -> str | None:
@@ -790,6 +792,31 @@ class LoadedModel:
             except (KeyError, OverflowError):
                 pass  # the walk says which feature is missing or out of range
         return check_features(features, self.meta)
+
+    def check_many(self, rows: Sequence[Any]) -> dict[int, str]:
+        """:meth:`check_features` of every row, as ``{index: reason}`` of the rows that
+        fail: a batch of all-number rows is checked in C at once (one lookup of every
+        name per row, one set of types, one sum), anything odd row by row.
+
+        >>> lm = LoadedModel(None, {"flavor": "river", "features": [
+        ...     {"name": "a", "type": "number"}, {"name": "b", "type": "number"}]})
+        >>> lm.check_many([{"a": 1.0, "b": 2}, {"a": 1.0}, {"a": 1.0, "b": float("nan")}])
+        {1: "missing feature 'b'", 2: "feature 'b' is not a finite number"}
+        >>> lm.check_many([{"a": 1.0, "b": 2}] * 3)
+        {}
+        """
+        numbers = self._number_values
+        if numbers is not None and _DICT_TYPE.issuperset(map(type, rows)):
+            try:
+                values = list(map(numbers, rows))
+                if _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(values))) and (
+                    math.isfinite(sum(chain.from_iterable(values)))
+                ):
+                    return {}
+            except (KeyError, OverflowError):
+                pass  # the walk says which row and feature
+        check = self.check_features
+        return {i: reason for i, row in enumerate(rows) if (reason := check(row)) is not None}
 
     @property
     def vectorised(self) -> bool:

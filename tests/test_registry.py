@@ -324,6 +324,23 @@ def test_a_loaded_model_checks_features_as_check_features_does(values, width) ->
     assert LoadedModel(None, meta).check_features(values) == check_features(values, meta)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.dictionaries(st.sampled_from(["a", "b", "c", "other"]), feature_values)
+        | st.sampled_from([{"a": 1.0, "b": 2, "c": -3.5}, [1.0], "a"]),
+        max_size=8,
+    ),
+    width=st.integers(1, 3),
+)
+def test_a_loaded_model_checks_a_batch_as_check_features_does_each_row(rows, width) -> None:
+    # The batch check (all rows at once in C) names exactly the rows check_features
+    # refuses, with its reasons: a bad row among good ones is never let through.
+    meta = {"flavor": "river", "features": [{"name": n, "type": "number"} for n in "abc"[:width]]}
+    expected = {i: r for i, row in enumerate(rows) if (r := check_features(row, meta)) is not None}
+    assert LoadedModel(None, meta).check_many(rows) == expected
+
+
 def test_loaded_model_positive_class_and_labels() -> None:
     class Fixed:
         classes_ = np.array(["no", "yes"])
