@@ -2079,19 +2079,64 @@ class Codec:
         >>> value == codec.encode("Prediction", record)[0]
         True
         """
+        encoded, headers = self.encode_projection_values(schema_name, bases, given, values, topic)
+        return [(value, list(headers)) for value in encoded]
+
+    def encode_projection_values(
+        self,
+        schema_name: str,
+        bases: Sequence[Mapping[str, Any]],
+        given: tuple[str, ...],
+        values: Sequence[tuple],
+        topic: str | None = None,
+    ) -> tuple[list[bytes], list[tuple[str, bytes]]]:
+        """:meth:`encode_projections` as the message values and the one headers list they
+        all share (a producer that tags each record's headers does it once per batch).
+
+        >>> codec = Codec()
+        >>> request = {"request_id": "r1", "model": "m", "features": {"x": 1.0},
+        ...            "event_time": 5, "entity_id": None, "caller": None, "metadata": {}}
+        >>> given = ("version", "variant", "score", "label", "scored_time", "latency_ms")
+        >>> extra = [(2, "champion", 0.7, "1", 9, 4.0), (2, "champion", 0.2, "0", 9, 4.0)]
+        >>> encoded, headers = codec.encode_projection_values(
+        ...     "Prediction", [request, request], given, extra)
+        >>> [codec.decode(v, headers, "Prediction")["score"] for v in encoded]
+        [0.7, 0.2]
+        """
+        if len(bases) != len(values):
+            raise ValueError(f"{len(bases)} bases against {len(values)} value tuples")
         cur = self._get(schema_name)
         prefix, headers = self._framing(cur, topic)
         fast = cur.projection_writer(given)
-        out = []
-        for base, extra in zip(bases, values, strict=True):
+        bodies: list[bytes] | None = None
+        if fast is not None:
+            try:  # the whole batch in one pass, the common case
+                bodies = list(map(fast, bases, values))
+            except Exception:
+                bodies = None
+        if bodies is None:
+            bodies = [
+                self._project_one(cur, fast, base, given, extra)
+                for base, extra in zip(bases, values, strict=True)
+            ]
+        if prefix:
+            bodies = [prefix + body for body in bodies]
+        return bodies, list(headers)
+
+    def _project_one(
+        self,
+        cur: _Current,
+        fast: Callable | None,
+        base: Mapping[str, Any],
+        given: tuple[str, ...],
+        extra: tuple,
+    ) -> bytes:
+        if fast is not None:
             try:
-                body = fast(base, extra) if fast is not None else None
+                return fast(base, extra)
             except Exception:  # the record as a dict, through the checks that say what is wrong
-                body = None
-            if body is None:
-                body = self._encode_body(cur, cur.project(base, given, extra))
-            out.append((prefix + body if prefix else body, list(headers)))
-        return out
+                pass
+        return self._encode_body(cur, cur.project(base, given, extra))
 
     def _encode_body(self, cur: _Current, record: Any) -> bytes:
         fast = cur.fast_write
