@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
+from itertools import repeat
 from typing import Any
 
 from confluent_kafka import Message
@@ -36,6 +37,8 @@ from streams.registry import LoadedModel, Registry, RegistryError
 
 log = logging.getLogger("lastmile.scorer")
 
+_UNASKED: Any = object()
+
 
 # What the scorer adds to a request's fields to make its Prediction (the others,
 # request_id, model, features, event_time, entity_id, caller and metadata, are the
@@ -44,34 +47,50 @@ PREDICTION_FIELDS = ("version", "variant", "score", "label", "scored_time", "lat
 
 
 def prediction_values(
-    message: Message,
-    request: dict[str, Any],
+    messages: Sequence[Message],
+    requests: Sequence[dict[str, Any]],
+    results: Sequence[tuple[float, str]],
     version: int,
     variant: str,
-    score: float,
-    label: str,
     now_ms: int,
-) -> tuple:
-    """The values of :data:`PREDICTION_FIELDS` for `request` (read from `message`), scored
-    at `now_ms`; its latency counts from when the request reached the broker (else from
-    its event time).
+) -> list[tuple]:
+    """The values of :data:`PREDICTION_FIELDS` for each request (read from its message)
+    and its ``(score, label)``, scored at `now_ms`; a latency counts from when its
+    request reached the broker (else from its event time).
 
     >>> from schemas.codec import Codec
     >>> class Sent:
     ...     def timestamp(self): return (1, 1_000)
+    >>> class Unstamped:
+    ...     def timestamp(self): return (0, -1)
     >>> r = {"request_id": "r1", "model": "m", "features": {"x": 1.0}, "event_time": 900,
     ...      "entity_id": None, "caller": None, "metadata": {}}
-    >>> values = prediction_values(Sent(), r, 2, "champion", 0.7, "1", 1_025)
+    >>> values = prediction_values(
+    ...     [Sent(), Unstamped()], [r, r], [(0.7, "1"), (0.2, "0")], 2, "champion", 1_025)
+    >>> [v[-1] for v in values]
+    [25.0, 125.0]
     >>> codec = Codec()
-    >>> [(value, headers)] = codec.encode_projections(
-    ...     "Prediction", [r], PREDICTION_FIELDS, [values])
+    >>> [(value, headers), _] = codec.encode_projections(
+    ...     "Prediction", [r, r], PREDICTION_FIELDS, values)
     >>> p = codec.decode(value, headers, "Prediction")
     >>> p["request_id"], p["version"], p["variant"], p["latency_ms"], p["features"]
     ('r1', 2, 'champion', 25.0, {'x': 1.0})
     """
-    timestamp = message.timestamp()[1]
-    sent_ms = timestamp if timestamp and timestamp > 0 else request["event_time"]
-    return (version, variant, score, label, now_ms, float(max(0, now_ms - sent_ms)))
+    out = []
+    for message, request, (score, label) in zip(messages, requests, results, strict=True):
+        sent_ms = message.timestamp()[1]
+        if not sent_ms or sent_ms < 0:
+            sent_ms = request["event_time"]
+        out.append((version, variant, score, label, now_ms, float(max(0, now_ms - sent_ms))))
+    return out
+
+
+def _without(dropped: Container[int], *columns: list) -> tuple[list, ...]:
+    """The columns (parallel lists) without the rows whose index is in `dropped`."""
+    if not dropped:
+        return columns
+    keep = [i for i in range(len(columns[0])) if i not in dropped]
+    return tuple([column[i] for i in keep] for column in columns)
 
 
 class ModelCache:
@@ -145,93 +164,115 @@ class Scorer:
 
     def process(self, messages: Sequence[Message]) -> list[Output]:
         outputs: list[Output] = []
-        # (model, version) -> list of (message, request, variant)
-        work: dict[tuple[str, int], list[tuple[Message, dict, str]]] = defaultdict(list)
+        # (model, version, variant) -> the messages and requests it scores, in order
+        work: dict[tuple[str, int, str], tuple[list[Message], list[dict]]] = {}
+        # model -> the groups each of its requests joins, when no split makes that
+        # depend on the request (asked once per model and batch, not hashed per request)
+        keyless: dict[str, list[tuple[list[Message], list[dict]]] | None] = {}
+        decode = self.codec.decode
+        table = self.table
         topic_in = self.settings.topic_requests
         for message in messages:
             try:
-                request = self.codec.decode(
-                    message.value(), message.headers(), "ScoringRequest", topic_in
-                )
+                request = decode(message.value(), message.headers(), "ScoringRequest", topic_in)
             except DecodeError as err:
                 letter = dead_letter_from_error(message, err, worker=self.worker)
                 outputs.append(self._letter(message, letter))
                 continue
             model = request["model"]
-            routes = self.table.route(model, request.get("entity_id") or request["request_id"])
-            if not routes:
-                if self.table.get(model) is None:
-                    reason = reason_unknown_model(model, self.table.models())
-                    outputs.append(self._dead(message, "route", reason, "unknown_model", model))
-                else:
-                    reason = reason_no_version(model)
-                    outputs.append(self._dead(message, "route", reason, "no_version", model))
+            groups = keyless.get(model, _UNASKED)
+            if groups is _UNASKED:
+                routes = table.keyless_route(model)
+                groups = keyless[model] = (
+                    None if routes is None else self._groups(work, model, routes)
+                )
+            if groups is None:
+                key = request.get("entity_id") or request["request_id"]
+                groups = self._groups(work, model, table.route(model, key))
+            if not groups:
+                outputs.append(self._unrouted(message, model))
                 continue
-            for version, variant in routes:
-                work[(model, version)].append((message, request, variant))
+            for group_messages, group_requests in groups:
+                group_messages.append(message)
+                group_requests.append(request)
 
         now_ms = int(time.time() * 1000)
-        for (model, version), items in work.items():
-            outputs.extend(self._score_version(model, version, items, now_ms))
+        for (model, version, variant), (group_messages, group_requests) in work.items():
+            outputs.extend(
+                self._score_version(
+                    model, version, variant, group_messages, group_requests, now_ms
+                )
+            )
         return outputs
 
+    @staticmethod
+    def _groups(
+        work: dict[tuple[str, int, str], tuple[list[Message], list[dict]]],
+        model: str,
+        routes: list[tuple[int, str]],
+    ) -> list[tuple[list[Message], list[dict]]]:
+        return [work.setdefault((model, version, variant), ([], [])) for version, variant in routes]
+
+    def _unrouted(self, message: Message, model: str) -> Output:
+        if self.table.get(model) is None:
+            reason = reason_unknown_model(model, self.table.models())
+            return self._dead(message, "route", reason, "unknown_model", model)
+        return self._dead(message, "route", reason_no_version(model), "no_version", model)
+
     def _score_version(
-        self, model: str, version: int, items: list[tuple[Message, dict, str]], now_ms: int
+        self,
+        model: str,
+        version: int,
+        variant: str,
+        messages: list[Message],
+        requests: list[dict],
+        now_ms: int,
     ) -> list[Output]:
         outputs: list[Output] = []
-        variant0 = items[0][2]
+        answering = variant != "shadow"  # only the answering variant reports a failure
         try:
             loaded = self.cache.get(model, version)
-            self.last_good[(model, variant0)] = version
+            self.last_good[(model, variant)] = version
         except RegistryError as err:
-            fallback = self.last_good.get((model, variant0))
+            fallback = self.last_good.get((model, variant))
             if fallback is None or fallback == version:
-                for message, _req, variant in items:
-                    if variant != "shadow":
+                if answering:
+                    for message in messages:
                         outputs.append(
                             self._dead(message, "score", str(err), "model_unavailable", model)
                         )
                 return outputs
-            self.counts["fallback"] += len(items)
+            self.counts["fallback"] += len(messages)
             version = fallback
             loaded = self.cache.get(model, version)
 
-        valid: list[tuple[Message, dict, str]] = []
-        for item in items:
-            reason = loaded.check_features(item[1]["features"])
-            if reason is None:
-                valid.append(item)
-            elif item[2] != "shadow":  # the answering variant reports it once
+        rows = [request["features"] for request in requests]
+        invalid = loaded.check_many(rows)
+        for i, reason in invalid.items():
+            if answering:
                 absent = "missing" in reason or "null" in reason
                 kind = "feature_missing" if absent else "feature_type"
                 reason = f"model {model!r} v{version}: {reason}"
-                outputs.append(self._dead(item[0], "score", reason, kind, model))
-        if not valid:
+                outputs.append(self._dead(messages[i], "score", reason, kind, model))
+        messages, requests, rows = _without(invalid, messages, requests, rows)
+        if not rows:
             return outputs
 
-        results = loaded.predict_many(
-            [r["features"] for _, r, _ in valid], return_errors=True, checked=True
-        )
-        requests: list[dict] = []
-        values: list[tuple] = []
-        for (message, request, variant), result in zip(valid, results, strict=True):
-            if isinstance(result, BaseException):
-                if variant != "shadow":
-                    reason = reason_model_exception(model, version, result)
-                    outputs.append(self._dead(message, "score", reason, "model_exception", model))
-                continue
-            score, label = result
-            requests.append(request)
-            values.append(
-                prediction_values(message, request, version, variant, score, label, now_ms)
-            )
-            self.counts[variant] += 1
+        results = loaded.predict_many(rows, return_errors=True, checked=True)
+        failed = {i: err for i, err in enumerate(results) if isinstance(err, BaseException)}
+        for i, err in failed.items():
+            if answering:
+                reason = reason_model_exception(model, version, err)
+                outputs.append(self._dead(messages[i], "score", reason, "model_exception", model))
+        messages, requests, results = _without(failed, messages, requests, results)
+        values = prediction_values(messages, requests, results, version, variant, now_ms)
+        self.counts[variant] += len(requests)
         topic_out = self.settings.topic_predictions
-        encoded = self.codec.encode_projections(
+        encoded, headers = self.codec.encode_projection_values(
             "Prediction", requests, PREDICTION_FIELDS, values, topic_out
         )
-        for request, (value, headers) in zip(requests, encoded, strict=True):
-            outputs.append(Output(topic_out, value, request["request_id"], headers))
+        keys = [request["request_id"] for request in requests]
+        outputs.extend(map(Output, repeat(topic_out), encoded, keys, repeat(headers)))
         return outputs
 
     def _dead(
