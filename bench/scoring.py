@@ -873,15 +873,14 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
         reqs = timed(stages, f"decode (codec.decode, {fmt})", lambda b=batch: [
             codec.decode(m.value(), m.headers(), "ScoringRequest", topic_in) for m in b
         ])
-        routes = timed(stages, "route (ModelTable.route)", lambda r=reqs: [
-            table.route(q["model"], q.get("entity_id") or q["request_id"]) for q in r
-        ])
-        version = routes[0][0][0]
+        routes = timed(stages, "route (once a batch) and group", lambda r=reqs: (
+            table.keyless_route(MODEL), [(q["model"], q) for q in r]
+        ))[0]
+        version = routes[0][0]
         loaded = scorer.cache.get(MODEL, version)
-        timed(stages, "validate (LoadedModel.check_features)", lambda r=reqs, lm=loaded: [
-            lm.check_features(q["features"]) for q in r
-        ])
         rows = [q["features"] for q in reqs]
+        timed(stages, "validate (LoadedModel.check_many)",
+              lambda r=rows, lm=loaded: lm.check_many(r))
         frame = timed(stages, "predict: float matrix (checked rows)",
                       lambda r=rows, lm=loaded: lm._frame(r, checked=True))
         proba = timed(stages, "predict: River predict_proba_many",
@@ -892,12 +891,10 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
                         ))
         now_ms = int(time.time() * 1000)
         values = timed(stages, "prediction values",
-                       lambda b=batch, r=reqs, res=results, v=version, t=now_ms: [
-                           prediction_values(m, q, v, "champion", sc, lb, t)
-                           for m, q, (sc, lb) in zip(b, r, res, strict=True)
-                       ])
-        timed(stages, "encode (codec.encode_projections, Avro)", lambda r=reqs, v=values:
-              codec.encode_projections("Prediction", r, PREDICTION_FIELDS, v, topic_out))
+                       lambda b=batch, r=reqs, res=results, v=version, t=now_ms:
+                       prediction_values(b, r, res, v, "champion", t))
+        timed(stages, "encode (codec.encode_projection_values, Avro)", lambda r=reqs, v=values:
+              codec.encode_projection_values("Prediction", r, PREDICTION_FIELDS, v, topic_out))
         as_json = [orjson.dumps(q) for q in reqs]
         as_avro = [codec.encode("ScoringRequest", q) for q in reqs]
         timed(compare, "orjson.loads alone (no validation)", lambda v=as_json: [
