@@ -964,6 +964,33 @@ def _wlong(value: Any) -> bytes:
     return _LOW7[n & 0x7F] + (_VARINT_TAILS.get(high) or _varint_tail(high))
 
 
+# A string field that keeps repeating a few values (a model's name, a variant, a label)
+# is written from a cache of its encoded values: one lookup instead of encoding it
+# again. A field whose values fill the cache (ids) stops using it for good.
+_MAX_CACHED_STRINGS = 256
+
+
+def _string_cache(ns: dict[str, Any], flag: str) -> Callable[[Any], bytes]:
+    """The miss path of one string field's cache (``ns[flag]`` says whether it is on)."""
+    cache: dict[str, bytes] = {}
+
+    def miss(value: Any) -> bytes:
+        if type(value) is not str:
+            raise _Bail
+        raw = value.encode()
+        size = len(raw)
+        encoded = (_ZZ_SMALL[size + 64] if size < 64 else _wlong(size)) + raw
+        if len(cache) < _MAX_CACHED_STRINGS:
+            cache[value] = encoded
+        else:  # the field does not repeat: go back to encoding it inline
+            ns[flag] = False
+            cache.clear()
+        return encoded
+
+    miss.cache = cache  # type: ignore[attr-defined]
+    return miss
+
+
 def _wint(value: Any) -> bytes:
     if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
         raise _Bail
@@ -1565,13 +1592,20 @@ class _Gen:
         out.append(f"{ind}w += {'_pd' if kind == 'double' else '_pf'}({value})")
 
     def w_str(self, out: list, ind: str, value: str) -> None:
+        flag, miss, cache = self.tmp("_SON"), self.tmp("_smiss"), self.tmp("_SC")
+        self.ns[flag] = True
+        self.bindings.append((miss, lambda ns, flag=flag: _string_cache(ns, flag)))
+        self.bindings.append((cache, lambda ns, miss=miss: ns[miss].cache))
         out += [
-            f"{ind}if type({value}) is not str:",
-            f"{ind}    raise _Bail",
-            f"{ind}s = {value}.encode()",
-            f"{ind}L = len(s)",
-            f"{ind}w += _ZZ[L + 64] if L < 64 else _wlong(L)",
-            f"{ind}w += s",
+            f"{ind}if {flag}:",
+            f"{ind}    w += {cache}.get({value}) or {miss}({value})",
+            f"{ind}else:",
+            f"{ind}    if type({value}) is not str:",
+            f"{ind}        raise _Bail",
+            f"{ind}    s = {value}.encode()",
+            f"{ind}    L = len(s)",
+            f"{ind}    w += _ZZ[L + 64] if L < 64 else _wlong(L)",
+            f"{ind}    w += s",
         ]
 
     def field_of(self, record: str, f: dict, out: list, ind: str) -> str:

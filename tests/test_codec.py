@@ -360,6 +360,34 @@ def test_feature_maps_of_many_layouts_decode_right():
         assert v == ref.getvalue()
 
 
+def test_string_fields_write_the_same_bytes_whether_their_values_repeat_or_not():
+    # A string field whose values repeat (a model's name) is written from a cache of its
+    # encoded values; one whose values do not (ids) fills that cache and goes back to
+    # encoding inline. Either way: fastavro's bytes, and a wrong type still refused.
+    codec = Codec()  # caches of its own
+    names = ["churn", "fraud", "ümlaut-模型", "x" * 70, "5"]
+    records = [
+        {
+            "request_id": f"r{i}",
+            "model": names[i % 5],
+            "event_time": T + i,
+            "features": {"f": float(i)},
+            "caller": names[i // 3 % 5] if i % 2 else None,
+            "metadata": {names[i % 5]: f"v{i}"},
+        }
+        for i in range(1000)
+    ]
+    parsed = codec.schema("ScoringRequest").parsed
+    for record in records:
+        ref = io.BytesIO()
+        fastavro.schemaless_writer(ref, parsed, full("ScoringRequest", record))
+        assert codec.encode("ScoringRequest", record)[0] == ref.getvalue()
+    with pytest.raises(EncodeError, match="ScoringRequest.model must be a string"):
+        codec.encode("ScoringRequest", {**records[0], "model": 5})  # "5" is cached
+    with pytest.raises(EncodeError, match="ScoringRequest.request_id must be a string"):
+        codec.encode("ScoringRequest", {**records[0], "request_id": b"r0"})
+
+
 def test_decode_many_and_decode_messages_return_errors_in_place():
     class Msg:
         def __init__(self, value, headers):
