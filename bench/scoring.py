@@ -893,8 +893,8 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
         values = timed(stages, "prediction values",
                        lambda b=batch, r=reqs, res=results, v=version, t=now_ms:
                        prediction_values(b, r, res, v, "champion", t))
-        timed(stages, "encode (codec.encode_projection_values, Avro)", lambda r=reqs, v=values:
-              codec.encode_projection_values("Prediction", r, PREDICTION_FIELDS, v, topic_out))
+        timed(stages, "encode (codec.encode_projections, Avro)", lambda r=reqs, v=values:
+              codec.encode_projections("Prediction", r, PREDICTION_FIELDS, v, topic_out))
         as_json = [orjson.dumps(q) for q in reqs]
         as_avro = [codec.encode("ScoringRequest", q) for q in reqs]
         timed(compare, "orjson.loads alone (no validation)", lambda v=as_json: [

@@ -2096,46 +2096,26 @@ class Codec:
         given: tuple[str, ...],
         values: Sequence[tuple],
         topic: str | None = None,
-    ) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
-        """``encode_many`` of records built from two parts, without building them: each
-        record's fields named in `given` are taken from its tuple in `values` (in that
-        order), its other fields from its dict in `bases`, whose keys that are not fields
-        of the schema are ignored. A prediction is its request's fields plus what the
+    ) -> tuple[list[bytes], list[tuple[str, bytes]]]:
+        """The values of records built from two parts, without building them, and the one
+        headers list they all share (a producer that tags each record's headers does it
+        once). Each record's fields named in `given` are taken from its tuple in `values`
+        (in that order), its other fields from its dict in `bases`, whose keys that are not
+        fields of the schema are ignored. A prediction is its request's fields plus what the
         scorer adds:
 
         >>> codec = Codec()
         >>> request = {"request_id": "r1", "model": "m", "features": {"x": 1.0},
         ...            "event_time": 5, "entity_id": None, "caller": None, "metadata": {}}
         >>> given = ("version", "variant", "score", "label", "scored_time", "latency_ms")
-        >>> [(value, _)] = codec.encode_projections(
-        ...     "Prediction", [request], given, [(2, "champion", 0.7, "1", 9, 4.0)])
-        >>> record = {**request, **dict(zip(given, (2, "champion", 0.7, "1", 9, 4.0)))}
-        >>> value == codec.encode("Prediction", record)[0]
-        True
-        """
-        encoded, headers = self.encode_projection_values(schema_name, bases, given, values, topic)
-        return [(value, list(headers)) for value in encoded]
-
-    def encode_projection_values(
-        self,
-        schema_name: str,
-        bases: Sequence[Mapping[str, Any]],
-        given: tuple[str, ...],
-        values: Sequence[tuple],
-        topic: str | None = None,
-    ) -> tuple[list[bytes], list[tuple[str, bytes]]]:
-        """:meth:`encode_projections` as the message values and the one headers list they
-        all share (a producer that tags each record's headers does it once per batch).
-
-        >>> codec = Codec()
-        >>> request = {"request_id": "r1", "model": "m", "features": {"x": 1.0},
-        ...            "event_time": 5, "entity_id": None, "caller": None, "metadata": {}}
-        >>> given = ("version", "variant", "score", "label", "scored_time", "latency_ms")
         >>> extra = [(2, "champion", 0.7, "1", 9, 4.0), (2, "champion", 0.2, "0", 9, 4.0)]
-        >>> encoded, headers = codec.encode_projection_values(
+        >>> encoded, headers = codec.encode_projections(
         ...     "Prediction", [request, request], given, extra)
-        >>> [codec.decode(v, headers, "Prediction")["score"] for v in encoded]
-        [0.7, 0.2]
+        >>> record = {**request, **dict(zip(given, extra[0]))}
+        >>> (encoded[0], headers) == codec.encode("Prediction", record)
+        True
+        >>> codec.decode(encoded[1], headers, "Prediction")["score"]
+        0.2
         """
         if len(bases) != len(values):
             raise ValueError(f"{len(bases)} bases against {len(values)} value tuples")

@@ -70,7 +70,7 @@ def prediction_values(
     >>> [v[-1] for v in values]
     [25.0, 125.0]
     >>> codec = Codec()
-    >>> [(value, headers), _] = codec.encode_projections(
+    >>> [value, _], headers = codec.encode_projections(
     ...     "Prediction", [r, r], PREDICTION_FIELDS, values)
     >>> p = codec.decode(value, headers, "Prediction")
     >>> p["request_id"], p["version"], p["variant"], p["latency_ms"], p["features"]
@@ -268,7 +268,7 @@ class Scorer:
         values = prediction_values(messages, requests, results, version, variant, now_ms)
         self.counts[variant] += len(requests)
         topic_out = self.settings.topic_predictions
-        encoded, headers = self.codec.encode_projection_values(
+        encoded, headers = self.codec.encode_projections(
             "Prediction", requests, PREDICTION_FIELDS, values, topic_out
         )
         keys = [request["request_id"] for request in requests]
