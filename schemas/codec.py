@@ -2270,6 +2270,8 @@ class Codec:
         cur = self._get(schema_name)
         fp_b = cur.fp_b
         fast = cur.read_current
+        # JSON without headers, as decode reads it when msgspec takes it (else decode says why)
+        json_fast = cur.json_decode if cur.accepts_json else None
         limit = cur.max_bytes
         out: list[dict | DecodeError] = []
         append = out.append
@@ -2279,23 +2281,29 @@ class Codec:
         full_b = cur.full_name_b
         for value, hdrs in zip(values, headers, strict=True):
             try:
-                if hdrs and type(value) is bytes and 0 < len(value) <= limit:
-                    fp = name = None
-                    for k, v in hdrs:
-                        if k == HEADER_FINGERPRINT:
-                            fp = v
-                        elif k == HEADER_SCHEMA:
-                            name = v
-                    if fp == fp_b and (name is None or name == full_b):
-                        append(fast(value, 0))
-                        continue
+                if type(value) is bytes and 0 < len(value) <= limit:
+                    if hdrs:
+                        fp = name = None
+                        for k, v in hdrs:
+                            if k == HEADER_FINGERPRINT:
+                                fp = v
+                            elif k == HEADER_SCHEMA:
+                                name = v
+                        if fp == fp_b and (name is None or name == full_b):
+                            append(fast(value, 0))
+                            continue
+                    elif json_fast is not None and value[0] != MAGIC_BYTE:
+                        record = json_fast(value)
+                        if record is not None:
+                            append(record)
+                            continue
                 append(decode(value, hdrs, schema_name, topic))
             except DecodeError as err:
                 append(err)
         return out
 
     def decode_messages(
-        self, messages: Iterable[Any], schema_name: str
+        self, messages: Iterable[Any], schema_name: str, topic: str | None = None
     ) -> list[dict | DecodeError]:
         """``decode_many`` over confluent-kafka ``Message`` objects (or anything with
         ``value()`` and ``headers()``)."""
@@ -2304,7 +2312,7 @@ class Codec:
         for m in messages:
             values.append(m.value())
             headers.append(m.headers())
-        return self.decode_many(values, headers, schema_name)
+        return self.decode_many(values, headers, schema_name, topic)
 
     def from_json(self, schema_name: str, obj: Any) -> dict:
         """Validate a JSON object (already parsed, or bytes/str of JSON) against a schema

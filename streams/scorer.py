@@ -169,14 +169,13 @@ class Scorer:
         # model -> the groups each of its requests joins, when no split makes that
         # depend on the request (asked once per model and batch, not hashed per request)
         keyless: dict[str, list[tuple[list[Message], list[dict]]] | None] = {}
-        decode = self.codec.decode
         table = self.table
-        topic_in = self.settings.topic_requests
-        for message in messages:
-            try:
-                request = decode(message.value(), message.headers(), "ScoringRequest", topic_in)
-            except DecodeError as err:
-                letter = dead_letter_from_error(message, err, worker=self.worker)
+        decoded = self.codec.decode_messages(
+            messages, "ScoringRequest", self.settings.topic_requests
+        )
+        for message, request in zip(messages, decoded, strict=True):
+            if isinstance(request, DecodeError):
+                letter = dead_letter_from_error(message, request, worker=self.worker)
                 outputs.append(self._letter(message, letter))
                 continue
             model = request["model"]

@@ -228,8 +228,14 @@ def _outcome(call) -> str:
 
 
 def _read_json(codec: Codec, name: str, text: bytes | str) -> str:
-    """What ``decode`` (JSON topics) and ``from_json`` (every schema) make of `text`."""
+    """What ``decode`` (JSON topics) and ``from_json`` (every schema) make of `text`;
+    ``decode_many`` (its own JSON fast path) must read it as ``decode`` does."""
     decoded = _outcome(lambda: codec.decode(text, None, name)) if isinstance(text, bytes) else ""
+    if isinstance(text, bytes):
+        [many] = codec.decode_many([text], None, name)
+        assert (f"invalid: {many.reason}" if isinstance(many, DecodeError) else repr(many)) == (
+            decoded
+        )
     return decoded + " | " + _outcome(lambda: codec.from_json(name, text))
 
 
