@@ -76,13 +76,20 @@ def prediction_values(
     >>> p["request_id"], p["version"], p["variant"], p["latency_ms"], p["features"]
     ('r1', 2, 'champion', 25.0, {'x': 1.0})
     """
-    out = []
-    for message, request, (score, label) in zip(messages, requests, results, strict=True):
-        sent_ms = message.timestamp()[1]
-        if not sent_ms or sent_ms < 0:
-            sent_ms = request["event_time"]
-        out.append((version, variant, score, label, now_ms, float(max(0, now_ms - sent_ms))))
-    return out
+    if not len(messages) == len(requests) == len(results):
+        raise ValueError(
+            f"{len(messages)} messages, {len(requests)} requests and {len(results)} results"
+        )
+    if not results:
+        return []
+    sent = [message.timestamp()[1] for message in messages]
+    if min(sent) <= 0:  # no broker time: count from the event time
+        sent = [ms if ms > 0 else r["event_time"] for ms, r in zip(sent, requests, strict=True)]
+    latencies = [float(now_ms - ms) if ms < now_ms else 0.0 for ms in sent]
+    scores, labels = zip(*results, strict=True)
+    return list(
+        zip(repeat(version), repeat(variant), scores, labels, repeat(now_ms), latencies)
+    )
 
 
 def _without(dropped: Container[int], *columns: list) -> tuple[list, ...]:
