@@ -879,10 +879,10 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
         version = routes[0][0]
         loaded = scorer.cache.get(MODEL, version)
         rows = [q["features"] for q in reqs]
-        timed(stages, "validate (LoadedModel.check_many)",
-              lambda r=rows, lm=loaded: lm.check_many(r))
-        frame = timed(stages, "predict: float matrix (checked rows)",
-                      lambda r=rows, lm=loaded: lm._frame(r, checked=True))
+        _, matrix = timed(stages, "validate, float matrix (LoadedModel.check_many)",
+                          lambda r=rows, lm=loaded: lm.check_many(r))
+        frame = timed(stages, "predict: DataFrame of the matrix",
+                      lambda r=rows, lm=loaded, m=matrix: lm._frame(r, m))
         proba = timed(stages, "predict: River predict_proba_many",
                       lambda f=frame, lm=loaded: lm.model.predict_proba_many(f))
         results = timed(stages, "predict: to (score, label)",

@@ -253,18 +253,20 @@ class Scorer:
             loaded = self.cache.get(model, version)
 
         rows = [request["features"] for request in requests]
-        invalid = loaded.check_many(rows)
+        invalid, matrix = loaded.check_many(rows)
         for i, reason in invalid.items():
             if answering:
                 absent = "missing" in reason or "null" in reason
                 kind = "feature_missing" if absent else "feature_type"
                 reason = f"model {model!r} v{version}: {reason}"
                 outputs.append(self._dead(messages[i], "score", reason, kind, model))
-        messages, requests, rows = _without(invalid, messages, requests, rows)
-        if not rows:
-            return outputs
+        if invalid:
+            messages, requests, rows = _without(invalid, messages, requests, rows)
+            if not rows:
+                return outputs
+            _, matrix = loaded.check_many(rows)  # the float matrix of the rows left
 
-        results = loaded.predict_many(rows, return_errors=True, checked=True)
+        results = loaded.predict_many(rows, return_errors=True, matrix=matrix)
         failed = {i: err for i, err in enumerate(results) if isinstance(err, BaseException)}
         for i, err in failed.items():
             if answering:

@@ -220,8 +220,9 @@ def test_predict_many_equals_predict_one(registry: Registry) -> None:
     assert vec.predict_many(rows[:10]) == one[:10]
     # Rows the scorer checked (all-number features, ints among them) go as one float
     # matrix: the same answers as the frame built row by row.
-    assert all(vec.check_features(r) is None for r in rows)
-    as_matrix = vec.predict_many(rows, checked=True)
+    invalid, matrix = vec.check_many(rows)
+    assert invalid == {} and matrix is not None
+    as_matrix = vec.predict_many(rows, matrix=matrix)
     assert [label for _, label in as_matrix] == [label for _, label in many]
     np.testing.assert_allclose([s for s, _ in as_matrix], [s for s, _ in many], rtol=1e-12)
 
@@ -335,10 +336,16 @@ def test_a_loaded_model_checks_features_as_check_features_does(values, width) ->
 )
 def test_a_loaded_model_checks_a_batch_as_check_features_does_each_row(rows, width) -> None:
     # The batch check (all rows at once in C) names exactly the rows check_features
-    # refuses, with its reasons: a bad row among good ones is never let through.
-    meta = {"flavor": "river", "features": [{"name": n, "type": "number"} for n in "abc"[:width]]}
+    # refuses, with its reasons: a bad row among good ones is never let through. A
+    # batch that passes whole comes with its float matrix, columns in feature order.
+    names = list("abc"[:width])
+    meta = {"flavor": "river", "features": [{"name": n, "type": "number"} for n in names]}
     expected = {i: r for i, row in enumerate(rows) if (r := check_features(row, meta)) is not None}
-    assert LoadedModel(None, meta).check_many(rows) == expected
+    invalid, matrix = LoadedModel(None, meta).check_many(rows)
+    assert invalid == expected
+    assert (matrix is not None) == (rows != [] and not expected)
+    if matrix is not None:
+        np.testing.assert_array_equal(matrix, [[float(row[n]) for n in names] for row in rows])
 
 
 def test_loaded_model_positive_class_and_labels() -> None:
