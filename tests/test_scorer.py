@@ -13,13 +13,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from schemas.codec import Codec
 from streams.config import Settings, settings_env
-from streams.control import ControlPlane
+from streams.control import ControlPlane, ModelTable, ModelWatcher
 from streams.processes import free_port, wait_for
-from streams.scorer import ScorerLane
+from streams.scorer import Scorer, ScorerLane
 from streams.simulate import simulated_events, train_demo_model
 from streams.topics import ensure_topics
 
@@ -87,23 +87,29 @@ def produce_requests(
 def read_all(settings: Settings, topic: str, schema: str, expect: int, timeout: float = 60) -> list:
     """Every committed record of ``topic`` (read_committed), waiting until ``expect`` arrived."""
     codec = Codec.from_settings(settings)
+    return [
+        codec.decode(m.value(), m.headers(), schema, topic)
+        for m in read_messages(settings, topic, expect, timeout)
+    ]
+
+
+def read_messages(settings: Settings, topic: str, expect: int, timeout: float = 60) -> list:
+    """Every committed message of ``topic``, waiting until ``expect`` arrived."""
     consumer = Consumer(settings.consumer_config("reader", **{"isolation.level": "read_committed"}))
     partitions = range(settings.topic_partitions)
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    records: list[dict] = []
+    messages: list[Message] = []
     deadline = time.monotonic() + timeout
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
         batch = consumer.consume(5000, 0.2)
-        for m in batch:
-            if m.error() is None:
-                records.append(codec.decode(m.value(), m.headers(), schema, topic))
+        messages += [m for m in batch if m.error() is None]
         if batch:
             quiet_since = time.monotonic()
-        elif len(records) >= expect and time.monotonic() - quiet_since > 1.0:
+        elif len(messages) >= expect and time.monotonic() - quiet_since > 1.0:
             break
     consumer.close()
-    return records
+    return messages
 
 
 def run_lane(settings: Settings) -> ScorerLane:
@@ -243,6 +249,46 @@ def test_bad_requests_become_dead_letters_and_the_rest_is_scored(stack) -> None:
     assert "'x'" in by_value[list(bad)[2]]["error"]
     assert by_value[list(bad)[3]]["error_type"] == "feature_type"
     assert lane.scorer.counts["dlq.route"] == 1
+
+
+def test_a_large_batch_with_bad_rows_answers_each_request_with_its_own_score(stack) -> None:
+    # A batch big enough for the matrix path, with rows that fail the feature check
+    # among the good ones: the bad rows become dead letters, and the float matrix of the
+    # rows left lines up with their requests. Scorer.process on the broker's messages.
+    settings, control = stack
+    sloped = tiny_model(0.0)
+    sloped._weights["x"] = 0.7  # a score that differs from one request to the next
+    mv = control.register_and_publish("m", sloped, "river", features=FEATURES, labels=[False, True])
+    control.promote("m", mv.version)
+    producer = Producer(settings.producer_config())
+    for i, features in enumerate([{"y": 1.0}, {"x": "high"}, {"x": True}]):
+        request = {"request_id": f"bad{i}", "model": "m", "features": features, "event_time": 1}
+        producer.produce(settings.topic_requests, orjson.dumps(request), b"k")
+    producer.flush(10)
+    produce_requests(settings, 600)
+    messages = read_messages(settings, settings.topic_requests, 603)
+    table = ModelTable()
+    watcher = ModelWatcher(settings, table).start()
+    try:
+        assert watcher.wait_caught_up(20)
+    finally:
+        watcher.stop()
+    scorer = Scorer(settings, table, control.registry)
+    outputs = scorer.process(messages)
+
+    codec = Codec.from_settings(settings)
+    by_topic = collections.defaultdict(list)
+    for o in outputs:
+        schema = "Prediction" if o.topic == settings.topic_predictions else "DeadLetter"
+        by_topic[schema].append(codec.decode(o.value, o.headers, schema))
+    predictions, letters = by_topic["Prediction"], by_topic["DeadLetter"]
+    assert sorted(d["error_type"] for d in letters) == [
+        "feature_missing", "feature_type", "feature_type"
+    ]
+    assert sorted(p["request_id"] for p in predictions) == sorted(f"r{i}" for i in range(600))
+    model = control.registry.load("m", 1)
+    for p in predictions:
+        assert p["score"] == pytest.approx(model.predict_one(p["features"])[0], rel=1e-9)
 
 
 def test_a_tampered_artifact_is_refused_and_the_previous_version_keeps_serving(stack) -> None:
