@@ -878,7 +878,7 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
         version = routes[0][0]
         loaded = scorer.cache.get(MODEL, version)
         rows = [q["features"] for q in reqs]
-        _, matrix = timed(stages, "validate, float matrix (LoadedModel.check_many)",
+        _, matrix = timed(stages, "check + float matrix (check_many)",
                           lambda r=rows, lm=loaded: lm.check_many(r))
         frame = timed(stages, "predict: DataFrame of the matrix",
                       lambda r=rows, lm=loaded, m=matrix: lm._frame(r, m))
