@@ -2236,12 +2236,7 @@ class Codec:
                 schema=schema_name,
             )
         if headers:
-            fp = name = None
-            for k, v in headers:
-                if k == HEADER_FINGERPRINT:
-                    fp = v
-                elif k == HEADER_SCHEMA:
-                    name = v
+            fp, name = _schema_headers(headers)
             if fp is not None or name is not None:
                 if fp == cur.fp_b and (name is None or name == cur.full_name_b):
                     return cur.read_current(value, 0)
@@ -2283,12 +2278,7 @@ class Codec:
             try:
                 if type(value) is bytes and 0 < len(value) <= limit:
                     if hdrs:
-                        fp = name = None
-                        for k, v in hdrs:
-                            if k == HEADER_FINGERPRINT:
-                                fp = v
-                            elif k == HEADER_SCHEMA:
-                                name = v
+                        fp, name = _schema_headers(hdrs)
                         if fp == fp_b and (name is None or name == full_b):
                             append(fast(value, 0))
                             continue
@@ -2460,6 +2450,17 @@ class Codec:
                 schema=cur.name,
             )
         return cur.conform_json(obj)
+
+
+def _schema_headers(headers: Sequence[tuple[str, bytes | None]]) -> tuple[Any, Any]:
+    """The values of the fingerprint and schema-name headers (None when absent)."""
+    fp = name = None
+    for key, value in headers:
+        if key == HEADER_FINGERPRINT:
+            fp = value
+        elif key == HEADER_SCHEMA:
+            name = value
+    return fp, name
 
 
 def _text(value: bytes | str | None) -> str:
