@@ -795,15 +795,15 @@ class LoadedModel:
 
     def check_many(self, rows: Sequence[Any]) -> tuple[dict[int, str], np.ndarray | None]:
         """:meth:`check_features` of every row, as ``{index: reason}`` of the rows that
-        fail; and when every row passes with all-number features, the rows as a float
-        matrix (columns in feature order) for :meth:`predict_many`. Such a batch is
-        checked in C at once (one lookup of every name per row, one set of types, the
-        matrix); anything odd row by row.
+        fail; and, for all-number features, the rows that pass as a float matrix (columns
+        in feature order) for :meth:`predict_many`. A batch of such rows is checked in C
+        at once (one lookup of every name per row, one set of types, the matrix); one
+        with anything odd row by row.
 
         >>> lm = LoadedModel(None, {"flavor": "river", "features": [
         ...     {"name": "a", "type": "number"}, {"name": "b", "type": "number"}]})
         >>> lm.check_many([{"a": 1.0, "b": 2}, {"a": 1.0}, {"a": 1.0, "b": float("nan")}])
-        ({1: "missing feature 'b'", 2: "feature 'b' is not a finite number"}, None)
+        ({1: "missing feature 'b'", 2: "feature 'b' is not a finite number"}, array([[1., 2.]]))
         >>> lm.check_many([{"b": 2, "a": 1.0}] * 2)
         ({}, array([[1., 2.],
                [1., 2.]]))
@@ -820,7 +820,12 @@ class LoadedModel:
                 pass  # the walk says which row and feature
         check = self.check_features
         invalid = {i: reason for i, row in enumerate(rows) if (reason := check(row)) is not None}
-        return invalid, None
+        matrix = None
+        if numbers is not None and len(invalid) < len(rows):
+            passed = [numbers(row) for i, row in enumerate(rows) if i not in invalid]
+            with contextlib.suppress(OverflowError):  # an int beyond any double: no matrix
+                matrix = np.array(passed, dtype=float)
+        return invalid, matrix
 
     @property
     def vectorised(self) -> bool:

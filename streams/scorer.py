@@ -260,11 +260,9 @@ class Scorer:
                 kind = "feature_missing" if absent else "feature_type"
                 reason = f"model {model!r} v{version}: {reason}"
                 outputs.append(self._dead(messages[i], "score", reason, kind, model))
-        if invalid:
-            messages, requests, rows = _without(invalid, messages, requests, rows)
-            if not rows:
-                return outputs
-            _, matrix = loaded.check_many(rows)  # the float matrix of the rows left
+        messages, requests, rows = _without(invalid, messages, requests, rows)
+        if not rows:
+            return outputs
 
         results = loaded.predict_many(rows, return_errors=True, matrix=matrix)
         failed = {i: err for i, err in enumerate(results) if isinstance(err, BaseException)}

@@ -336,16 +336,26 @@ def test_a_loaded_model_checks_features_as_check_features_does(values, width) ->
 )
 def test_a_loaded_model_checks_a_batch_as_check_features_does_each_row(rows, width) -> None:
     # The batch check (all rows at once in C) names exactly the rows check_features
-    # refuses, with its reasons: a bad row among good ones is never let through. A
-    # batch that passes whole comes with its float matrix, columns in feature order.
+    # refuses, with its reasons: a bad row among good ones is never let through. The
+    # rows that pass come as a float matrix, in their order, columns in feature order.
     names = list("abc"[:width])
     meta = {"flavor": "river", "features": [{"name": n, "type": "number"} for n in names]}
     expected = {i: r for i, row in enumerate(rows) if (r := check_features(row, meta)) is not None}
     invalid, matrix = LoadedModel(None, meta).check_many(rows)
     assert invalid == expected
-    assert (matrix is not None) == (rows != [] and not expected)
+    passed = [row for i, row in enumerate(rows) if i not in expected]
+    assert (matrix is not None) == (passed != [])
     if matrix is not None:
-        np.testing.assert_array_equal(matrix, [[float(row[n]) for n in names] for row in rows])
+        np.testing.assert_array_equal(matrix, [[float(row[n]) for n in names] for row in passed])
+
+
+def test_a_batch_check_gives_no_matrix_for_an_int_beyond_any_double() -> None:
+    # check_features lets a huge int through; a float matrix cannot hold it, so the rows
+    # go to the model as they are instead of failing the batch.
+    lm = LoadedModel(None, {"flavor": "river", "features": [{"name": "a", "type": "number"}]})
+    assert lm.check_many([{"a": 10**400}, {"a": "x"}]) == (
+        {1: "feature 'a' should be a number, got str"}, None
+    )
 
 
 def test_loaded_model_positive_class_and_labels() -> None:
