@@ -97,8 +97,8 @@ def _trained(rows: list[dict[str, Any]], label: Any) -> Any:
 def register_models(registry: Path, seed: int = 7) -> None:
     """fraud v1 champion, v2 challenger (90/10); churn v1 champion and learner
     snapshots v2 -> v3 -> v4 (v4 in shadow)."""
-    from streams.control import ControlPlane
-    from streams.registry import Registry
+    from streams.models.control import ControlPlane
+    from streams.models.registry import Registry
 
     rng = random.Random(seed)
     cp = ControlPlane(None, registry=Registry(registry), publish=False, actor="bench")
@@ -145,8 +145,8 @@ def _model_version_rows(registry: Path, run: Run) -> pd.DataFrame:
     snapshots spread over the run (the registry stamps them all "now")."""
     import orjson
 
-    from streams.control import EVENT_META_KEYS, ControlPlane
-    from streams.registry import Registry
+    from streams.models.control import EVENT_META_KEYS, ControlPlane
+    from streams.models.registry import Registry
 
     reg = Registry(registry)
     cp = ControlPlane(None, registry=reg, publish=False)
@@ -632,10 +632,10 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from streams import db
     from streams.config import load_settings
-    from streams.processes import free_port
-    from streams.store import EmbeddedStore
+    from streams.local.processes import free_port
+    from streams.storage import db
+    from streams.storage.store import EmbeddedStore
 
     with tempfile.TemporaryDirectory(prefix="lastmile-bench-dashboard-") as tmp:
         root = Path(tmp)

@@ -8,7 +8,7 @@ their request, at 1,000 requests per simulated second) are produced first, to
 ``scoring.predictions`` / ``scoring.outcomes`` with 3 partitions; once with JSON outcomes
 (as users often send them) and once with Avro ones (``--outcomes``).
 
-Then a :class:`~streams.learner.LearnerLane` runs in this process, both stages (route,
+Then a :class:`~streams.roles.learner.LearnerLane` runs in this process, both stages (route,
 then learn) with the default settings except snapshots (``--snapshot-every``, off by
 default), and the figure is learned outcomes per second from the lane's first batch (the
 consumer-group join is over) to the last outcome learned: consume both input topics,
@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def produce(settings: Settings, count: int, label_delay: float, fmt: str) -> tuple[list, float]:
     """Predictions and outcomes in send order; returns the (features, label) pairs a
     learner learns (for the reference rates) and the seconds producing took."""
-    from streams.simulate import simulated_events
+    from streams.local.simulate import simulated_events
 
     codec = Codec()
     producer = Producer(settings.producer_config())
@@ -143,7 +143,7 @@ def produce(settings: Settings, count: int, label_delay: float, fmt: str) -> tup
 
 def run_lane(settings: Settings, args: argparse.Namespace, expected: int) -> dict[str, Any]:
     """Run a learner lane until it learned `expected` outcomes; its figures."""
-    from streams.learner import LearnerLane, LearnerSettings
+    from streams.roles.learner import LearnerLane, LearnerSettings
 
     options = LearnerSettings(
         policy="manual",
@@ -224,14 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         print("--outcomes: json, avro or both")
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # As `lastmile worker` runs its roles (streams/cli.py): the young generation is
+    # As `lastmile worker` runs its roles (streams/cli/main.py): the young generation is
     # collected less often; the lane freezes what start-up loaded after its first batch.
     gc.set_threshold(50_000, 20, 100)
-    from streams.broker import EmbeddedBroker
-    from streams.control import ControlPlane
-    from streams.processes import free_port
-    from streams.simulate import train_demo_model
-    from streams.topics import ensure_topics
+    from streams.kafka.topics import ensure_topics
+    from streams.local.broker import EmbeddedBroker
+    from streams.local.processes import free_port
+    from streams.local.simulate import train_demo_model
+    from streams.models.control import ControlPlane
 
     print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
     work = Path(tempfile.mkdtemp(prefix="lastmile-bench-learning-"))

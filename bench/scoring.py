@@ -6,7 +6,7 @@ numeric features in (pre-produced to an input topic of 3 partitions), a River
 ``StandardScaler | LogisticRegression`` (trained briefly on synthetic data), one
 prediction out per request.
 
-1. lastmile: ``python -m streams.cli worker --roles scorer`` as a separate process
+1. lastmile: ``python -m streams.cli.main worker --roles scorer`` as a separate process
    (its peak RSS is read from /proc/<pid>/status, VmHWM). Predictions are Avro,
    produced and committed in one Kafka transaction per batch.
 2. Faust: a plain agent, ``async for`` over the stream, ``predict_proba_one`` and
@@ -406,8 +406,8 @@ class Bench:
     # The lastmile scorer ----------------------------------------------------------------
 
     def setup_model(self) -> None:
-        from streams.control import ControlPlane
-        from streams.topics import ensure_topics
+        from streams.kafka.topics import ensure_topics
+        from streams.models.control import ControlPlane
 
         ensure_topics(self.settings)
         model = train_model()
@@ -433,7 +433,7 @@ class Bench:
     def run_lastmile(self, name: str = "lastmile", s: Settings | None = None) -> Run:
         """The scorer worker (child process ``scorer``) on ``--count`` requests; it keeps
         running afterwards for the latency run, until :meth:`stop_scorer`."""
-        from streams.topics import ensure_topics
+        from streams.kafka.topics import ensure_topics
 
         s = s or self.settings
         ensure_topics(s)  # else the first producer auto-creates them, with other partitions
@@ -449,7 +449,7 @@ class Bench:
         env["LASTMILE_WEB_PORT"] = str(free_port())
         run.spawned_at = time.monotonic()
         proc = self.children.spawn(
-            "scorer", [sys.executable, "-m", "streams.cli", "worker", "--roles", "scorer"], env
+            "scorer", [sys.executable, "-m", "streams.cli.main", "worker", "--roles", "scorer"], env
         )
         self.scorer_pid = proc.pid
 
@@ -692,9 +692,9 @@ def _chunks(items: list, size: int) -> list[list]:
 def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
     """Where the scorer's time goes, per stage, over messages fetched beforehand."""
     from schemas.codec import Codec
-    from streams.control import ModelTable, ModelWatcher
-    from streams.registry import Registry
-    from streams.scorer import Scorer
+    from streams.models.control import ModelTable, ModelWatcher
+    from streams.models.registry import Registry
+    from streams.roles.scorer import Scorer
 
     scratch = "bench.profile.predictions"
     create_topics(settings, [scratch])
@@ -856,7 +856,7 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
             ) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per stage of Scorer.process, replayed with the scorer's own parts, and the
     same requests decoded other ways for comparison."""
-    from streams.scorer import PREDICTION_FIELDS, prediction_values
+    from streams.roles.scorer import PREDICTION_FIELDS, prediction_values
 
     codec, topic_in, topic_out = scorer.codec, scorer.settings.topic_requests, \
         scorer.settings.topic_predictions
@@ -1037,7 +1037,7 @@ def ceiling_child(config: dict) -> None:
         "bootstrap.servers": config["bootstrap"],
         "enable.idempotence": True,
         "acks": "all",
-        "linger.ms": 2,  # as lastmile's lanes: it flushes every batch (streams/lane.py LINGER_MS)
+        "linger.ms": 2,  # as the lanes (streams/kafka/lane.py): it flushes every batch
     })
     consumer.subscribe([config["input"]])
     output = config["output"]
@@ -1085,13 +1085,13 @@ def report_run(run: Run, note: str = "") -> None:
 
 
 def free_port() -> int:
-    from streams.processes import free_port as _free_port
+    from streams.local.processes import free_port as _free_port
 
     return _free_port()
 
 
 def run(args: argparse.Namespace) -> int:
-    from streams.broker import EmbeddedBroker
+    from streams.local.broker import EmbeddedBroker
 
     tmp = Path(tempfile.mkdtemp(prefix="lastmile-bench-scoring-"))
     (tmp / "logs").mkdir()
@@ -1112,7 +1112,7 @@ def run(args: argparse.Namespace) -> int:
             same = "same-guarantee" not in args.skip
             ceiling = "ceiling" not in args.skip
             total = 4 + 2 * same + ceiling
-            print(f"\n[1/{total}] lastmile scorer, exactly once (python -m streams.cli worker "
+            print(f"\n[1/{total}] lastmile scorer, exactly once (python -m streams.cli.main worker "
                   f"--roles scorer), {args.count:,} requests")
             runs["lastmile"] = bench.run_lastmile()
             report_run(runs["lastmile"])

@@ -38,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from confluent_kafka import Producer  # noqa: E402
 
 from schemas.codec import Codec  # noqa: E402
-from streams import db  # noqa: E402
-from streams.broker import EmbeddedBroker  # noqa: E402
 from streams.config import Settings, load_settings  # noqa: E402
-from streams.processes import free_port  # noqa: E402
-from streams.sink import Sink, SinkOptions, avro_long  # noqa: E402
-from streams.store import EmbeddedStore  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from streams.kafka.topics import ensure_topics  # noqa: E402
+from streams.local.broker import EmbeddedBroker  # noqa: E402
+from streams.local.processes import free_port  # noqa: E402
+from streams.roles.sink import Sink, SinkOptions, avro_long  # noqa: E402
+from streams.storage import db  # noqa: E402
+from streams.storage.store import EmbeddedStore  # noqa: E402
 
 
 def settings_for(broker: EmbeddedBroker, store: EmbeddedStore, partitions: int) -> Settings:
@@ -189,7 +189,7 @@ def bench_write_paths(store: EmbeddedStore, rows: int = 50_000) -> None:
     headers = [h for _k, _v, h in messages]
     client = db.connect(settings)
 
-    from streams.sink import ROUTES, RouteReader
+    from streams.roles.sink import ROUTES, RouteReader
 
     reader = RouteReader(codec, ROUTES[0], "t")
     times = []

@@ -34,7 +34,7 @@ import clickhouse_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from streams.store import EmbeddedStore  # noqa: E402
+from streams.storage.store import EmbeddedStore  # noqa: E402
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS bench_events (

@@ -419,7 +419,7 @@ def models(db: Db, registry: str, tick: int) -> dict[str, list[int]]:
 
 
 def _registry_models(registry: str) -> dict[str, list[int]]:
-    from streams.registry import Registry
+    from streams.models.registry import Registry
 
     try:
         reg = Registry(registry)
@@ -579,7 +579,7 @@ def active_alerts(view: View) -> pd.DataFrame:
 
 @_cached
 def sink_status(view: View) -> dict[str, Any] | None:
-    """The sink workers' latest self-report (streams/sink.py writes it every 10 s)."""
+    """The sink workers' latest self-report (streams/roles/sink.py writes it every 10 s)."""
     frame = _frame(
         view.db,
         "sink_status",
@@ -887,8 +887,8 @@ def _json_object(text: str) -> dict[str, Any]:
 @_cached
 def registry_versions(registry: str, model: str, tick: int) -> pd.DataFrame:
     """The same table as :func:`model_versions`, read from the registry directory."""
-    from streams.control import ControlPlane
-    from streams.registry import Registry, RegistryError
+    from streams.models.control import ControlPlane
+    from streams.models.registry import Registry, RegistryError
 
     try:
         reg = Registry(registry)
@@ -923,7 +923,7 @@ def registry_versions(registry: str, model: str, tick: int) -> pd.DataFrame:
 @_cached
 def reference_profile(registry: str, model: str, version: int, tick: int) -> dict | None:
     """The version's reference profile (drift baseline) from its meta.json, or None."""
-    from streams.registry import Registry, RegistryError
+    from streams.models.registry import Registry, RegistryError
 
     try:
         return Registry(registry).get(model, version).reference_profile

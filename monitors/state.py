@@ -1,7 +1,7 @@
 """What the monitor role must carry across a restart, and how it is written down.
 
 Pure computation, like the rest of :mod:`monitors`: no Kafka here. The role
-(:mod:`streams.monitor_role`) decides *when* to snapshot and where the bytes go.
+(:mod:`streams.roles.monitor`) decides *when* to snapshot and where the bytes go.
 
 - :class:`RateCounter` — a window state counting dead letters against processed events
   (the ``dead_letter_rate`` metric).

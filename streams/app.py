@@ -2,7 +2,7 @@
 
 Every role is a part of one Faust app: the app gives each worker its web server
 (``/lastmile/status``), timers and lifecycle; the fast roles run a
-:class:`~streams.lane.BatchLane` on a thread beside it. ``lastmile worker`` runs
+:class:`~streams.kafka.lane.BatchLane` on a thread beside it. ``lastmile worker`` runs
 all roles in one process, ``lastmile worker --roles scorer`` just one; start any
 number of workers: Kafka partitions are the unit of scale.
 """
@@ -18,7 +18,7 @@ import faust
 from mode import Service
 
 from streams.config import Settings
-from streams.lane import BatchLane
+from streams.kafka.lane import BatchLane
 
 log = logging.getLogger("lastmile.app")
 
@@ -26,25 +26,25 @@ RoleFactory = Callable[[Settings], BatchLane]
 
 
 def _scorer(settings: Settings) -> BatchLane:
-    from streams.scorer import scorer_lane
+    from streams.roles.scorer import scorer_lane
 
     return scorer_lane(settings)
 
 
 def _monitor(settings: Settings) -> BatchLane:
-    from streams.monitor_role import monitor_lane
+    from streams.roles.monitor import monitor_lane
 
     return monitor_lane(settings)
 
 
 def _sink(settings: Settings) -> BatchLane:
-    from streams.sink import sink_lane
+    from streams.roles.sink import sink_lane
 
     return sink_lane(settings)
 
 
 def _learner(settings: Settings) -> BatchLane:
-    from streams.learner import learner_lane
+    from streams.roles.learner import learner_lane
 
     return learner_lane(settings)
 

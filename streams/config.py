@@ -49,7 +49,7 @@ FIXED_CLIENT_SETTINGS = {
     "enable.idempotence": "a retried send is never written twice",
     "acks": "every replica has an output before its input's offset is committed",
     "isolation.level": "readers see only committed transactions",
-    "transactional.id": "each lane holds its own (streams.lane.TransactionalSlot)",
+    "transactional.id": "each lane holds its own (streams.kafka.lane.TransactionalSlot)",
 }
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
 from streams.config import Settings, load_settings
-from streams.processes import free_port
+from streams.local.broker import EmbeddedBroker
+from streams.local.processes import free_port
 
 # Faust sets the root logger to DEBUG unless told otherwise (DESIGN.md).
 logging.getLogger().setLevel(logging.INFO)
@@ -37,7 +37,7 @@ def broker(stack_dir: Path) -> Iterator[EmbeddedBroker]:
 @pytest.fixture(scope="session")
 def clickhouse(stack_dir: Path) -> Iterator[object]:
     """The embedded ClickHouse store, started once for the whole test session."""
-    from streams.store import EmbeddedStore
+    from streams.storage.store import EmbeddedStore
 
     store = EmbeddedStore(stack_dir / "clickhouse", free_port(), log_path=stack_dir / "store.log")
     store.start()
@@ -71,3 +71,17 @@ def fresh_settings(
         return load_settings(env={}, toml_path=None, **values)
 
     return make
+
+
+STACK_FIXTURES = frozenset({"broker", "clickhouse", "fresh_settings", "stack_dir"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the embedded broker or ClickHouse as ``stack``.
+
+    Read from the fixtures a test asks for, so a new integration test is marked without
+    anyone remembering to; ``pytest -m "not stack"`` then runs the unit tests alone.
+    """
+    for item in items:
+        if STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.stack)

@@ -9,7 +9,7 @@ import click
 import pytest
 import yaml
 
-from streams.cli import main
+from streams.cli.main import main
 from streams.config import FIELDS, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,560 @@
+"""``lastmile models``: register model versions and steer which one answers.
+
+Every change is written to the registry (``<registry>/<model>/state.json``) and
+announced on ``models.events``, where running workers pick it up within a second.
+Errors are one line on stderr and exit code 1.
+
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(models, ["--help"]).output.splitlines()[0]
+'Usage: models [OPTIONS] COMMAND [ARGS]...'
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from streams.cli.tables import echo_rows, format_table
+from streams.config import ConfigError, settings_from_context
+from streams.models.control import ControlError, ControlEvent, ControlPlane, ModelState
+from streams.models.registry import ModelVersion, Registry, RegistryError
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+class ModelsGroup(click.Group):
+    """Turns registry, control-plane and broker errors into one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (RegistryError, ConfigError) as err:
+            click.echo(f"lastmile models: {err}", err=True)
+            ctx.exit(1)
+        except Exception as err:
+            from confluent_kafka import KafkaException
+
+            if isinstance(err, KafkaException):
+                click.echo(f"lastmile models: Kafka: {err}", err=True)
+                ctx.exit(1)
+            raise
+
+
+def _plane(ctx: click.Context) -> ControlPlane:
+    no_publish = False
+    node: click.Context | None = ctx
+    while node is not None:  # the flag lives on this group, wherever it is mounted
+        no_publish = no_publish or bool(node.params.get("no_publish"))
+        node = node.parent
+    return ControlPlane(settings_from_context(ctx), publish=not no_publish)
+
+
+def _registry(ctx: click.Context) -> Registry:
+    return Registry.from_settings(settings_from_context(ctx))
+
+
+@click.group(cls=ModelsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--no-publish",
+    is_flag=True,
+    help="Change the registry on disk only; announce later with `lastmile models publish`.",
+)
+def models(no_publish: bool) -> None:
+    """Register model versions and choose which one answers: champion, challenger, shadow.
+
+    \b
+    Example:
+        lastmile models register model.pkl --name fraud --flavor river
+        lastmile models promote fraud 1
+        lastmile models list
+    """
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def resolve_python_path(spec: str) -> Any:
+    """The object named by ``module:attribute`` or ``path/to/file.py:attribute``.
+
+    A class, or a callable that is not itself a model, is called without arguments
+    (a factory); anything else is used as it is.
+
+    >>> type(resolve_python_path("river.linear_model:LogisticRegression")).__name__
+    'LogisticRegression'
+    """
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target or not attr:
+        raise RegistryError(f"{spec!r} is neither a pickle file nor module:attribute")
+    if target.endswith(".py") or "/" in target:
+        path = Path(target)
+        if not path.is_file():
+            raise RegistryError(f"python file {path} does not exist")
+        # Imported under its own name with its directory on sys.path: a pickle of a
+        # class defined there refers to `<stem>.<Class>`, which workers must be able
+        # to import too (models are code).
+        mod_name = path.stem
+        loaded = sys.modules.get(mod_name)
+        if loaded is not None:
+            if Path(getattr(loaded, "__file__", "") or "").resolve() != path.resolve():
+                raise RegistryError(
+                    f"{path}: a module named {mod_name!r} is already imported; rename the file"
+                )
+            module = loaded
+        else:
+            # Imported under its own name with its directory on sys.path: a pickle of
+            # a class defined there refers to `<stem>.<Class>`, which workers must be
+            # able to import too (models are code).
+            directory = str(path.resolve().parent)
+            if directory not in sys.path:
+                sys.path.insert(0, directory)
+            module_spec = importlib.util.spec_from_file_location(mod_name, path)
+            if module_spec is None or module_spec.loader is None:
+                raise RegistryError(f"cannot import {path}")
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[mod_name] = module
+            module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as err:
+            raise RegistryError(f"cannot import module {target!r}: {err}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise RegistryError(f"{target} has no attribute {attr!r}") from None
+    is_model = any(hasattr(obj, m) for m in ("predict_one", "predict", "predict_proba"))
+    if isinstance(obj, type) or (callable(obj) and not is_model):
+        obj = obj()
+    return obj
+
+
+def read_rows(path: str) -> Iterator[dict[str, Any]]:
+    """Feature rows from JSON lines (a row, or a request with ``features``) or CSV."""
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        import pandas as pd
+
+        yield from pd.read_csv(p).to_dict(orient="records")
+        return
+    with open(p, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError as err:
+                raise RegistryError(f"{p}:{number}: not JSON: {err}") from None
+            if isinstance(row, dict) and isinstance(row.get("features"), dict):
+                row = row["features"]
+            if not isinstance(row, dict):
+                raise RegistryError(f"{p}:{number}: expected a JSON object")
+            yield row
+
+
+def _echo_event(change: ControlEvent, as_json: bool, message: str) -> None:
+    if as_json:
+        click.echo(orjson.dumps(change.event, option=orjson.OPT_INDENT_2).decode())
+        return
+    if not change.changed:
+        message += " (nothing to change)"
+    elif not change.published:
+        message += " (not published: --no-publish)"
+    click.echo(message)
+
+
+def _version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[str, Any]]:
+    by_version: dict[int, list[str]] = {}
+    for alias, v in state.aliases.items():
+        by_version.setdefault(v, []).append(alias)
+    if state.shadow is not None:
+        by_version.setdefault(state.shadow, []).append("shadow")
+    rows = []
+    for mv in versions:
+        info = state.versions.get(mv.version, {})
+        metrics = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mv.metrics.items()
+        )
+        rows.append(
+            {
+                "version": mv.version,
+                "flavor": mv.flavor,
+                "task": mv.task,
+                "aliases": ",".join(sorted(by_version.get(mv.version, []))),
+                "retired": "yes" if info.get("retired") else "",
+                "parent": mv.parent,
+                "created_at": mv.created_at,
+                "registered_by": mv.registered_by,
+                "sha256": mv.sha256[:12],
+                "metrics": metrics,
+            }
+        )
+    return rows
+
+
+def _split_text(state: ModelState) -> str:
+    return ",".join(f"{a}={w:g}" for a, w in state.split.items())
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+@models.command("register")
+@click.argument("artifact")
+@click.option("--name", "-n", required=True, help="Model name (letters, digits, _ - .).")
+@click.option(
+    "--flavor",
+    type=click.Choice(["river", "python"]),
+    required=True,
+    help="river: a River estimator or pipeline; python: an object with predict_proba/predict.",
+)
+@click.option(
+    "--features", default=None, help="Feature names (name or name:type), comma separated."
+)
+@click.option(
+    "--reference",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Training sample (JSON lines or CSV): drift baseline, feature types, labels.",
+)
+@click.option("--parent", type=int, default=None, help="The version this one derives from.")
+@click.option("--metrics", default=None, help="Metrics as a JSON object, e.g. '{\"auc\": 0.91}'.")
+@click.option("--positive-label", default=None, help="Positive class of a binary classifier.")
+@click.option("--description", default=None, help="Free text kept in meta.json.")
+@click.option("--promote", "promote_to", default=None, metavar="ALIAS", help="Then promote to it.")
+@JSON_OPTION
+@click.pass_context
+def register_command(
+    ctx: click.Context,
+    artifact: str,
+    name: str,
+    flavor: str,
+    features: str | None,
+    reference: str | None,
+    parent: int | None,
+    metrics: str | None,
+    positive_label: str | None,
+    description: str | None,
+    promote_to: str | None,
+    as_json: bool,
+) -> None:
+    """Register ARTIFACT as the next version of a model.
+
+    ARTIFACT is a pickle file, or a python path `module:attribute` /
+    `file.py:attribute` naming a model object or a factory that returns one.
+
+    \b
+    Examples:
+        lastmile models register model.pkl --name fraud --flavor river --reference train.jsonl
+        lastmile models register mymodels.py:build --name churn --flavor river --features a,b
+    """
+    obj: Any = artifact if Path(artifact).is_file() else resolve_python_path(artifact)
+    try:
+        metric_values = orjson.loads(metrics) if metrics else None
+    except orjson.JSONDecodeError as err:
+        raise RegistryError(f"--metrics is not a JSON object: {err}") from None
+    if metric_values is not None and not isinstance(metric_values, dict):
+        raise RegistryError("--metrics is not a JSON object")
+    plane = _plane(ctx)
+    with plane:
+        mv = plane.register_and_publish(
+            name,
+            obj,
+            flavor,
+            features=features,
+            reference_rows=read_rows(reference) if reference else None,
+            parent=parent,
+            metrics=metric_values,
+            positive_label=positive_label,
+            description=description,
+        )
+        change = plane.promote(name, mv.version, promote_to) if promote_to else None
+    if as_json:
+        click.echo(orjson.dumps(mv.meta, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(
+        f"{name}: registered version {mv.version} ({mv.flavor}, {mv.task}, sha256 {mv.sha256[:12]})"
+    )
+    if change is not None:
+        click.echo(f"{name}: {promote_to} -> v{mv.version}")
+
+
+@models.command("list")
+@JSON_OPTION
+@click.pass_context
+def list_command(ctx: click.Context, as_json: bool) -> None:
+    """List every model with its champion, challenger, split and shadow.
+
+    \b
+    Example:
+        lastmile models list --json
+    """
+    plane = _plane(ctx)
+    rows = []
+    for state in plane.states():
+        live = [v for v in state.versions if state.live(v)]
+        rows.append(
+            {
+                "model": state.model,
+                "champion": state.aliases.get("champion"),
+                "challenger": state.aliases.get("challenger"),
+                "split": _split_text(state),
+                "shadow": state.shadow,
+                "versions": len(state.versions),
+                "live": len(live),
+                "latest": max(state.versions) if state.versions else None,
+                "changes": state.seq,
+            }
+        )
+    echo_rows(rows, as_json)
+
+
+@models.command("show")
+@click.argument("name")
+@click.argument("version", required=False)
+@JSON_OPTION
+@click.pass_context
+def show_command(ctx: click.Context, name: str, version: str | None, as_json: bool) -> None:
+    """Show a model's versions, or one version's metadata (checking its sha256).
+
+    \b
+    Examples:
+        lastmile models show fraud
+        lastmile models show fraud 3 --json
+    """
+    plane = _plane(ctx)
+    state = plane.state(name)
+    registry = plane.registry
+    if version is None:
+        rows = _version_rows(state, registry.versions(name))
+        if as_json:
+            click.echo(
+                orjson.dumps(
+                    {"state": state.to_dict(), "versions": rows}, option=orjson.OPT_INDENT_2
+                ).decode()
+            )
+            return
+        click.echo(
+            f"{name}: champion {state.aliases.get('champion')}, "
+            f"aliases {dict(state.aliases) or '-'}, split {_split_text(state) or '-'}, "
+            f"shadow {state.shadow or '-'}"
+        )
+        click.echo(format_table(rows))
+        return
+    mv = registry.get(name, version)
+    try:
+        registry.read_artifact(mv)
+        integrity = "ok"
+    except RegistryError as err:
+        integrity = f"MISMATCH: {err}"
+    info = state.versions.get(mv.version, {})
+    if as_json:
+        out = {**mv.meta, "integrity": integrity, "retired": bool(info.get("retired"))}
+        out["path"] = str(mv.path)
+        click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+        return
+    profile = mv.reference_profile or {}
+    fields = [
+        ("model", name),
+        ("version", mv.version),
+        ("flavor", mv.flavor),
+        ("task", mv.task),
+        ("labels", ", ".join(mv.labels)),
+        ("positive_label", mv.positive_label),
+        ("features", ", ".join(f"{f['name']}:{f['type']}" for f in mv.features)),
+        ("aliases", ", ".join(a for a, v in sorted(state.aliases.items()) if v == mv.version)),
+        ("shadow", "yes" if state.shadow == mv.version else ""),
+        ("retired", "yes" if info.get("retired") else ""),
+        ("parent", mv.parent),
+        ("metrics", ", ".join(f"{k}={v}" for k, v in mv.metrics.items())),
+        ("reference_rows", profile.get("n", profile.get("rows", ""))),
+        ("created_at", mv.created_at),
+        ("registered_by", mv.registered_by),
+        ("sha256", mv.sha256),
+        ("integrity", integrity),
+        ("artifact", str(mv.artifact)),
+    ]
+    click.echo(format_table([{"field": k, "value": v} for k, v in fields]))
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version")
+@click.option("--alias", default="champion", show_default=True, help="Alias to point at VERSION.")
+@JSON_OPTION
+@click.pass_context
+def promote_command(ctx: click.Context, name: str, version: str, alias: str, as_json: bool) -> None:
+    """Point an alias (default: champion) at VERSION.
+
+    \b
+    Examples:
+        lastmile models promote fraud 3
+        lastmile models promote fraud 4 --alias challenger
+    """
+    with _plane(ctx) as plane:
+        change = plane.promote(name, version, alias)
+    previous = change.detail.get("previous")
+    was = f" (was v{previous})" if previous else ""
+    _echo_event(change, as_json, f"{name}: {alias} -> v{change.state.aliases[alias]}{was}")
+
+
+@models.command("split")
+@click.argument("name")
+@click.argument("weights", nargs=-1)
+@click.option("--off", is_flag=True, help="Clear the split: all traffic to the champion.")
+@JSON_OPTION
+@click.pass_context
+def split_command(
+    ctx: click.Context, name: str, weights: tuple[str, ...], off: bool, as_json: bool
+) -> None:
+    """Split traffic between aliases by weight, sticky per entity.
+
+    \b
+    Examples:
+        lastmile models split fraud champion=90 challenger=10
+        lastmile models split fraud --off
+    """
+    if off == bool(weights):
+        raise ControlError("give weights like champion=90 challenger=10, or --off")
+    parsed: dict[str, float] = {}
+    for item in weights:
+        alias, sep, raw = item.partition("=")
+        if not sep or not alias:
+            raise ControlError(f"split weight {item!r} is not alias=weight")
+        try:
+            parsed[alias] = float(raw)
+        except ValueError:
+            raise ControlError(f"split weight {item!r}: {raw!r} is not a number") from None
+    with _plane(ctx) as plane:
+        change = plane.split(name, parsed)
+    text = _split_text(change.state) or "off (all champion)"
+    _echo_event(change, as_json, f"{name}: split {text}")
+
+
+@models.command("shadow")
+@click.argument("name")
+@click.argument("version", required=False)
+@click.option("--off", is_flag=True, help="Stop shadow scoring.")
+@JSON_OPTION
+@click.pass_context
+def shadow_command(
+    ctx: click.Context, name: str, version: str | None, off: bool, as_json: bool
+) -> None:
+    """Score VERSION in shadow on every request (its answers are recorded, never used).
+
+    \b
+    Examples:
+        lastmile models shadow fraud 4
+        lastmile models shadow fraud --off
+    """
+    if off == (version is not None):
+        raise ControlError("give a VERSION to shadow, or --off")
+    with _plane(ctx) as plane:
+        change = plane.shadow(name, None if off else version)
+    shadow = change.state.shadow
+    _echo_event(change, as_json, f"{name}: shadow {'v' + str(shadow) if shadow else 'off'}")
+
+
+@models.command("rollback")
+@click.argument("name")
+@click.option("--alias", default="champion", show_default=True, help="Alias to roll back.")
+@JSON_OPTION
+@click.pass_context
+def rollback_command(ctx: click.Context, name: str, alias: str, as_json: bool) -> None:
+    """Point an alias back at the version it pointed at before.
+
+    \b
+    Example:
+        lastmile models rollback fraud
+    """
+    with _plane(ctx) as plane:
+        change = plane.rollback(name, alias)
+    _echo_event(
+        change,
+        as_json,
+        f"{name}: {alias} -> v{change.detail['version']} (rolled back from v"
+        f"{change.detail['previous']})",
+    )
+
+
+@models.command("retire")
+@click.argument("name")
+@click.argument("version")
+@click.option("--force", is_flag=True, help="Retire it even if it is the champion.")
+@JSON_OPTION
+@click.pass_context
+def retire_command(ctx: click.Context, name: str, version: str, force: bool, as_json: bool) -> None:
+    """Take VERSION out of service (its files stay for audits).
+
+    \b
+    Example:
+        lastmile models retire fraud 2
+    """
+    with _plane(ctx) as plane:
+        change = plane.retire(name, version, force=force)
+    removed = change.detail.get("aliases_removed")
+    extra = f" (removed aliases: {removed})" if removed else ""
+    _echo_event(change, as_json, f"{name}: version {version.lstrip('v')} retired{extra}")
+
+
+@models.command("publish")
+@click.argument("name", required=False)
+@JSON_OPTION
+@click.pass_context
+def publish_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Announce the current state of one model, or all, on models.events again.
+
+    The embedded broker keeps topics in memory: after it restarts, run this so
+    workers learn every model's state again. Workers ignore states they already have.
+
+    \b
+    Example:
+        lastmile models publish
+    """
+    with _plane(ctx) as plane:
+        changes = plane.announce(name)
+    if as_json:
+        click.echo(orjson.dumps([c.event for c in changes], option=orjson.OPT_INDENT_2).decode())
+        return
+    for change in changes:
+        state = change.state
+        click.echo(f"{state.model}: announced (champion {state.aliases.get('champion')})")
+    if not changes:
+        click.echo("no models")
+
+
+@models.command("verify")
+@click.argument("name", required=False)
+@JSON_OPTION
+@click.pass_context
+def verify_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Check every artifact's sha256 against its meta.json; exit 1 on any mismatch.
+
+    \b
+    Example:
+        lastmile models verify fraud
+    """
+    registry = _registry(ctx)
+    rows = []
+    for model in [name] if name else registry.models():
+        for mv in registry.versions(model):
+            try:
+                registry.read_artifact(mv)
+                status = "ok"
+            except RegistryError as err:
+                status = str(err)
+            rows.append(
+                {"model": model, "version": mv.version, "sha256": mv.sha256[:12], "status": status}
+            )
+    echo_rows(rows, as_json)
+    bad = [r for r in rows if r["status"] != "ok"]
+    if bad:
+        raise RegistryError(f"{len(bad)} artifact(s) failed verification")

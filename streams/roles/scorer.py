@@ -1,0 +1,340 @@
+"""The scorer role: scoring requests in, predictions out, in batches.
+
+For each batch of ``scoring.requests`` the scorer decodes every message, routes
+each request to its version(s) through the :class:`~streams.models.control.ModelTable`
+(champion, challenger by sticky split, shadow), scores each version's requests
+as one matrix (``LoadedModel.predict_many``), and returns Prediction records and
+dead letters to the lane, which produces them and commits the offsets in one
+transaction. Nothing here blocks on Kafka; nothing here raises for bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Container, Sequence
+from itertools import repeat
+from typing import Any
+
+from confluent_kafka import Message
+
+from schemas.codec import Codec, DecodeError
+from streams.config import Settings
+from streams.kafka.deadletters import (
+    dead_letter,
+    dead_letter_from_error,
+    default_worker,
+    encode_dead_letter,
+    reason_model_exception,
+    reason_no_version,
+    reason_unknown_model,
+)
+from streams.kafka.lane import BatchLane, Output
+from streams.models.control import ModelState, ModelTable, ModelWatcher
+from streams.models.registry import LoadedModel, Registry, RegistryError
+
+log = logging.getLogger("lastmile.scorer")
+
+_UNASKED: Any = object()
+
+
+# What the scorer adds to a request's fields to make its Prediction (the others,
+# request_id, model, features, event_time, entity_id, caller and metadata, are the
+# request's own): encoded together with Codec.encode_projections, no record dict built.
+PREDICTION_FIELDS = ("version", "variant", "score", "label", "scored_time", "latency_ms")
+
+
+def prediction_values(
+    messages: Sequence[Message],
+    requests: Sequence[dict[str, Any]],
+    results: Sequence[tuple[float, str]],
+    version: int,
+    variant: str,
+    now_ms: int,
+) -> list[tuple]:
+    """The values of :data:`PREDICTION_FIELDS` for each request (read from its message)
+    and its ``(score, label)``, scored at `now_ms`; a latency counts from when its
+    request reached the broker (else from its event time).
+
+    >>> from schemas.codec import Codec
+    >>> class Sent:
+    ...     def timestamp(self): return (1, 1_000)
+    >>> class Unstamped:
+    ...     def timestamp(self): return (0, -1)
+    >>> r = {"request_id": "r1", "model": "m", "features": {"x": 1.0}, "event_time": 900,
+    ...      "entity_id": None, "caller": None, "metadata": {}}
+    >>> values = prediction_values(
+    ...     [Sent(), Unstamped()], [r, r], [(0.7, "1"), (0.2, "0")], 2, "champion", 1_025)
+    >>> [v[-1] for v in values]
+    [25.0, 125.0]
+    >>> codec = Codec()
+    >>> [value, _], headers = codec.encode_projections(
+    ...     "Prediction", [r, r], PREDICTION_FIELDS, values)
+    >>> p = codec.decode(value, headers, "Prediction")
+    >>> p["request_id"], p["version"], p["variant"], p["latency_ms"], p["features"]
+    ('r1', 2, 'champion', 25.0, {'x': 1.0})
+    """
+    if not len(messages) == len(requests) == len(results):
+        raise ValueError(
+            f"{len(messages)} messages, {len(requests)} requests and {len(results)} results"
+        )
+    if not results:
+        return []
+    sent = [message.timestamp()[1] for message in messages]
+    if min(sent) <= 0:  # no broker time: count from the event time
+        sent = [ms if ms > 0 else r["event_time"] for ms, r in zip(sent, requests, strict=True)]
+    latencies = [float(now_ms - ms) if ms < now_ms else 0.0 for ms in sent]
+    scores, labels = zip(*results, strict=True)
+    return list(
+        zip(repeat(version), repeat(variant), scores, labels, repeat(now_ms), latencies)
+    )
+
+
+def _without(dropped: Container[int], *columns: list) -> tuple[list, ...]:
+    """The columns (parallel lists) without the rows whose index is in `dropped`."""
+    if not dropped:
+        return columns
+    keep = [i for i in range(len(columns[0])) if i not in dropped]
+    return tuple([column[i] for i in keep] for column in columns)
+
+
+class ModelCache:
+    """Loaded model versions, loaded on first use and dropped when retired.
+
+    A version that fails to load (sha256 mismatch, unpickling error) is remembered
+    as broken with its reason, so every request for it fails fast; the scorer
+    then answers with the last version of that variant that loaded.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._models: dict[tuple[str, int], LoadedModel] = {}
+        self._broken: dict[tuple[str, int], str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str, version: int) -> LoadedModel:
+        key = (model, version)
+        loaded = self._models.get(key)
+        if loaded is not None:
+            return loaded
+        if key in self._broken:
+            raise RegistryError(self._broken[key])
+        with self._lock:
+            if key not in self._models:
+                try:
+                    self._models[key] = self.registry.load(model, version)
+                except Exception as err:
+                    reason = f"model {model} v{version} cannot be loaded: {err}"
+                    self._broken[key] = reason
+                    log.error("%s", reason)
+                    raise RegistryError(reason) from err
+                log.info("loaded %s v%d", model, version)
+        return self._models[key]
+
+    def on_change(self, old: ModelState | None, new: ModelState) -> None:
+        """Drop retired versions so their memory goes back."""
+        for version, entry in new.versions.items():
+            if entry.get("retired") and self._models.pop((new.model, version), None) is not None:
+                log.info("unloaded retired %s v%d", new.model, version)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+class Scorer:
+    """The batch handler of the scorer lane.
+
+    Statistics in :attr:`counts` (scored, dead letters per stage, fallbacks)
+    are exported on the worker's status page.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        table: ModelTable,
+        registry: Registry,
+        codec: Codec | None = None,
+        worker: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.table = table
+        self.cache = ModelCache(registry)
+        table.subscribe(self.cache.on_change)
+        self.codec = codec or Codec.from_settings(settings)
+        self.worker = worker or default_worker()
+        self.last_good: dict[tuple[str, str], int] = {}
+        self.counts: dict[str, int] = defaultdict(int)
+
+    # -- the batch --------------------------------------------------------------------
+
+    def process(self, messages: Sequence[Message]) -> list[Output]:
+        outputs: list[Output] = []
+        # (model, version, variant) -> the messages and requests it scores, in order
+        work: dict[tuple[str, int, str], tuple[list[Message], list[dict]]] = {}
+        # model -> the groups each of its requests joins, when no split makes that
+        # depend on the request (asked once per model and batch, not hashed per request)
+        keyless: dict[str, list[tuple[list[Message], list[dict]]] | None] = {}
+        table = self.table
+        decoded = self.codec.decode_messages(
+            messages, "ScoringRequest", self.settings.topic_requests
+        )
+        for message, request in zip(messages, decoded, strict=True):
+            if isinstance(request, DecodeError):
+                letter = dead_letter_from_error(message, request, worker=self.worker)
+                outputs.append(self._letter(message, letter))
+                continue
+            model = request["model"]
+            groups = keyless.get(model, _UNASKED)
+            if groups is _UNASKED:
+                routes = table.keyless_route(model)
+                groups = keyless[model] = (
+                    None if routes is None else self._groups(work, model, routes)
+                )
+            if groups is None:
+                key = request.get("entity_id") or request["request_id"]
+                groups = self._groups(work, model, table.route(model, key))
+            if not groups:
+                outputs.append(self._unrouted(message, model))
+                continue
+            for group_messages, group_requests in groups:
+                group_messages.append(message)
+                group_requests.append(request)
+
+        now_ms = int(time.time() * 1000)
+        for (model, version, variant), (group_messages, group_requests) in work.items():
+            outputs.extend(
+                self._score_version(
+                    model, version, variant, group_messages, group_requests, now_ms
+                )
+            )
+        return outputs
+
+    @staticmethod
+    def _groups(
+        work: dict[tuple[str, int, str], tuple[list[Message], list[dict]]],
+        model: str,
+        routes: list[tuple[int, str]],
+    ) -> list[tuple[list[Message], list[dict]]]:
+        return [work.setdefault((model, version, variant), ([], [])) for version, variant in routes]
+
+    def _unrouted(self, message: Message, model: str) -> Output:
+        if self.table.get(model) is None:
+            reason = reason_unknown_model(model, self.table.models())
+            return self._dead(message, "route", reason, "unknown_model", model)
+        return self._dead(message, "route", reason_no_version(model), "no_version", model)
+
+    def _score_version(
+        self,
+        model: str,
+        version: int,
+        variant: str,
+        messages: list[Message],
+        requests: list[dict],
+        now_ms: int,
+    ) -> list[Output]:
+        outputs: list[Output] = []
+        answering = variant != "shadow"  # only the answering variant reports a failure
+        try:
+            loaded = self.cache.get(model, version)
+            self.last_good[(model, variant)] = version
+        except RegistryError as err:
+            fallback = self.last_good.get((model, variant))
+            if fallback is None or fallback == version:
+                if answering:
+                    for message in messages:
+                        outputs.append(
+                            self._dead(message, "score", str(err), "model_unavailable", model)
+                        )
+                return outputs
+            self.counts["fallback"] += len(messages)
+            version = fallback
+            loaded = self.cache.get(model, version)
+
+        rows = [request["features"] for request in requests]
+        invalid, matrix = loaded.check_many(rows)
+        for i, reason in invalid.items():
+            if answering:
+                absent = "missing" in reason or "null" in reason
+                kind = "feature_missing" if absent else "feature_type"
+                reason = f"model {model!r} v{version}: {reason}"
+                outputs.append(self._dead(messages[i], "score", reason, kind, model))
+        messages, requests, rows = _without(invalid, messages, requests, rows)
+        if not rows:
+            return outputs
+
+        results = loaded.predict_many(rows, return_errors=True, matrix=matrix)
+        failed = {i: err for i, err in enumerate(results) if isinstance(err, BaseException)}
+        for i, err in failed.items():
+            if answering:
+                reason = reason_model_exception(model, version, err)
+                outputs.append(self._dead(messages[i], "score", reason, "model_exception", model))
+        messages, requests, results = _without(failed, messages, requests, results)
+        values = prediction_values(messages, requests, results, version, variant, now_ms)
+        self.counts[variant] += len(requests)
+        topic_out = self.settings.topic_predictions
+        encoded, headers = self.codec.encode_projections(
+            "Prediction", requests, PREDICTION_FIELDS, values, topic_out
+        )
+        keys = [request["request_id"] for request in requests]
+        outputs.extend(map(Output, repeat(topic_out), encoded, keys, repeat(headers)))
+        return outputs
+
+    def _dead(
+        self,
+        message: Message,
+        stage: str,
+        reason: str,
+        error_type: str | None = None,
+        model: str | None = None,
+    ) -> Output:
+        record = dead_letter(message, stage, reason, error_type, model, self.worker)
+        return self._letter(message, record)
+
+    def _letter(self, message: Message, record: dict) -> Output:
+        self.counts[f"dlq.{record['stage']}"] += 1
+        value, headers = encode_dead_letter(self.codec, record, self.settings.topic_dlq)
+        return Output(self.settings.topic_dlq, value, message.key(), headers)
+
+
+class ScorerLane(BatchLane):
+    """The scorer's lane: watches ``models.events`` before it takes any request."""
+
+    def __init__(self, settings: Settings, **lane_options: Any) -> None:
+        self.table = ModelTable()
+        self.watcher = ModelWatcher(settings, self.table)
+        self.scorer = Scorer(settings, self.table, Registry.from_settings(settings))
+        # A prediction is a function of its request (and the champion): after a crash the
+        # replay skips what the killed worker left visible (streams/kafka/takeover.py).
+        lane_options.setdefault("skip_visible", True)
+        lane_options.setdefault("exactly_once", settings.scorer_exactly_once)
+        super().__init__(settings, "scorer", [settings.topic_requests], self.scorer, **lane_options)
+
+    def run(self) -> None:
+        # Replay the control plane first: a request must never meet a worker that
+        # has not yet heard of its model's champion.
+        self.watcher.start()
+        while not self.watcher.wait_caught_up(5.0):
+            if self._stop.is_set():
+                return
+            log.info("scorer: waiting for %s to replay", self.settings.topic_model_events)
+        try:
+            super().run()
+        finally:
+            self.watcher.stop()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        super().stop(timeout)
+        self.watcher.stop()
+
+    def details(self) -> dict[str, object]:
+        return {
+            "counts": dict(self.scorer.counts),
+            "models": len(self.table.models()),
+            "loaded_versions": len(self.scorer.cache),
+        }
+
+
+def scorer_lane(settings: Settings) -> ScorerLane:
+    return ScorerLane(settings)
