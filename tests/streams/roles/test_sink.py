@@ -39,13 +39,13 @@ from streams.roles.sink import (
     ROUTES,
     AvroFramer,
     Chunk,
+    PartitionBuffer,
     RouteReader,
     Sink,
     SinkOptions,
-    _avro_count,
-    _non_overlapping,
-    _Partition,
+    avro_count,
     avro_long,
+    non_overlapping,
 )
 from streams.storage import db
 
@@ -193,7 +193,7 @@ def test_avro_long_matches_fastavro() -> None:
     rng = random.Random(5)
     checked = [*range(0, 70_000), *(rng.randrange(2**45) for _ in range(20_000))]
     checked += [2**k + d for k in range(7, 63, 7) for d in (-1, 0, 1)]
-    assert [_avro_count(n) for n in checked] == [avro_long(n) for n in checked]
+    assert [avro_count(n) for n in checked] == [avro_long(n) for n in checked]
 
 
 def test_framed_values_read_back_as_the_records_with_their_offsets() -> None:
@@ -251,8 +251,8 @@ def test_route_reader_takes_schema_registry_values_of_the_current_schema(
     assert reader.body(value, None) == Codec().encode("Prediction", prediction(3))[0]
 
 
-def _partition(offsets: list[int]) -> _Partition:
-    part = _Partition(RouteReader(Codec(), ROUTES[0], "t"), 0)
+def _partition(offsets: list[int]) -> PartitionBuffer:
+    part = PartitionBuffer(RouteReader(Codec(), ROUTES[0], "t"), 0)
     for o in offsets:
         part.messages.append(None)  # type: ignore[arg-type]
         part.offsets.append(o)
@@ -296,8 +296,8 @@ def test_offsets_below_a_journaled_range_form_a_free_batch_that_stops_short() ->
 
 
 def test_overlapping_journal_entries_keep_the_latest() -> None:
-    assert _non_overlapping([(0, 9, 1), (10, 19, 2), (0, 14, 3)]) == [(0, 14)]
-    assert _non_overlapping([(0, 9, 1), (10, 19, 2)]) == [(0, 9), (10, 19)]
+    assert non_overlapping([(0, 9, 1), (10, 19, 2), (0, 14, 3)]) == [(0, 14)]
+    assert non_overlapping([(0, 9, 1), (10, 19, 2)]) == [(0, 9), (10, 19)]
 
 
 def test_options_from_environment() -> None:
