@@ -1,8 +1,9 @@
 """The Faust app ``lastmile`` and its roles.
 
 Every role is a part of one Faust app: the app gives each worker its web server
-(``/lastmile/status``), timers and lifecycle; the fast roles run a
-:class:`~streams.kafka.lane.BatchLane` on a thread beside it. ``lastmile worker`` runs
+(``/lastmile/status``), timers and lifecycle; each role is a
+:class:`~streams.roles.contract.Role` on a thread beside it (the fast roles a
+:class:`~streams.kafka.lane.BatchLane`, the sink a loop of its own). ``lastmile worker`` runs
 all roles in one process, ``lastmile worker --roles scorer`` just one; start any
 number of workers: Kafka partitions are the unit of scale.
 """
@@ -18,32 +19,33 @@ import faust
 from mode import Service
 
 from streams.config import Settings
-from streams.kafka.lane import BatchLane
+from streams.roles.contract import Role
 
 log = logging.getLogger("lastmile.app")
 
-RoleFactory = Callable[[Settings], BatchLane]
+# What builds a role from the settings; it touches no broker until the role starts.
+RoleFactory = Callable[[Settings], Role]
 
 
-def _scorer(settings: Settings) -> BatchLane:
+def _scorer(settings: Settings) -> Role:
     from streams.roles.scorer import scorer_lane
 
     return scorer_lane(settings)
 
 
-def _monitor(settings: Settings) -> BatchLane:
+def _monitor(settings: Settings) -> Role:
     from streams.roles.monitor import monitor_lane
 
     return monitor_lane(settings)
 
 
-def _sink(settings: Settings) -> BatchLane:
+def _sink(settings: Settings) -> Role:
     from streams.roles.sink import sink_lane
 
     return sink_lane(settings)
 
 
-def _learner(settings: Settings) -> BatchLane:
+def _learner(settings: Settings) -> Role:
     from streams.roles.learner import learner_lane
 
     return learner_lane(settings)
@@ -120,7 +122,7 @@ def create_app(settings: Settings, roles: list[str], web_port: int | None = None
         topic_allow_declare=True,
         logging_config=None,
     )
-    lanes = {role: ROLES[role](settings) for role in roles}
+    lanes: dict[str, Role] = {role: ROLES[role](settings) for role in roles}
     app.lastmile_lanes = lanes  # type: ignore[attr-defined]
 
     class Lanes(Service):

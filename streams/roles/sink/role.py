@@ -23,8 +23,8 @@ log = logging.getLogger("lastmile.sink")
 class Sink(SinkConsumeLoop):
     """The sink role: consume, batch, insert, commit, on a thread of its own.
 
-    It has what ``streams.app`` expects of a role: :meth:`start`, :meth:`stop`,
-    ``failed``, ``stats.as_dict()``, ``group_id``.
+    It is a :class:`~streams.roles.contract.Role`, as ``streams.app`` expects:
+    :meth:`start`, :meth:`stop`, ``failed``, ``stats.as_dict()``, ``group_id``.
     """
 
     name = "sink"
