@@ -3,7 +3,6 @@ the offsets of their messages are committed."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,8 +16,6 @@ from streams.roles.sink.state import SinkState
 
 __all__ = ["SinkDeadLetters"]
 
-log = logging.getLogger("lastmile.sink")
-
 _DLQ_FLUSH_S = 30.0
 
 
@@ -26,9 +23,6 @@ def _as_bytes(value: Any) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
     return str(value).encode() if not isinstance(value, bytearray | memoryview) else bytes(value)
-
-
-# ---------------------------------------------------------------- batch units
 
 
 class SinkDeadLetters(SinkState):
@@ -72,5 +66,4 @@ class SinkDeadLetters(SinkState):
             raise WriteRetry("dead letters not delivered") from KafkaException(err)
         for chunk, _d in outs:
             chunk.dead_pending = []
-        with self.stats._lock:
-            self.stats.dead_letters += len(outs)
+        self.stats.dead_lettered(len(outs))

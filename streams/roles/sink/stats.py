@@ -38,6 +38,10 @@ class SinkStats:
             self.last_batch_at = time.time()
             self.clickhouse_ok = True
 
+    def dead_lettered(self, count: int) -> None:
+        with self._lock:
+            self.dead_letters += count
+
     def failed(self, err: BaseException, clickhouse: bool = True) -> None:
         with self._lock:
             self.errors += 1
