@@ -45,6 +45,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from schemas.codec import Codec, DecodeError, now_millis
+from streams.errors import StreamsError
 
 __all__ = [
     "dead_letter",
@@ -100,8 +101,20 @@ HEADER_TRUNCATED = "lastmile.dlq.truncated"
 MAX_ORIGINAL_BYTES = 900_000
 
 
-class DeadLetterError(RuntimeError):
-    """Dead letters could not be delivered: do not commit the offsets they cover."""
+class DeadLetterError(StreamsError, RuntimeError):
+    """Dead letters could not be delivered: do not commit the offsets they cover.
+
+    ``topic`` is the dead-letter topic, ``queued`` how many were still queued when the
+    flush gave up, ``failures`` the delivery errors (as text) that were reported.
+    """
+
+    def __init__(
+        self, message: str, topic: str = "", queued: int = 0, failures: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.queued = queued
+        self.failures = list(failures)
 
 
 def default_worker() -> str:
@@ -375,7 +388,12 @@ class DeadLetterProducer:
             detail = f"{remaining} still queued" if remaining else ""
             if errors:
                 detail += ("; " if detail else "") + f"{len(errors)} failed: {errors[0]}"
-            raise DeadLetterError(f"dead letters to {self.topic} not delivered: {detail}")
+            raise DeadLetterError(
+                f"dead letters to {self.topic} not delivered: {detail}",
+                topic=self.topic,
+                queued=remaining,
+                failures=errors,
+            )
 
     def close(self, timeout: float = 30.0) -> None:
         self.flush(timeout)

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 import streams.kafka.deadletters
 from schemas.codec import Codec, DecodeError
+from streams.errors import StreamsError
 from streams.kafka.deadletters import (
     HEADER_SOURCE,
     HEADER_STAGE,
@@ -179,8 +180,10 @@ def test_producer_sends_to_the_dlq_keyed_by_the_original_key_and_counts(tmp_path
     assert dlq.delivered == 3
     failing = DeadLetterProducer(settings, producer=FakeProducer(fail=True))
     failing.send(message(), "decode", "x")
-    with pytest.raises(DeadLetterError, match="not delivered: 1 failed: broker down"):
+    with pytest.raises(DeadLetterError, match="not delivered: 1 failed: broker down") as caught:
         failing.flush()
+    assert caught.value.topic == settings.topic_dlq and caught.value.failures == ["broker down"]
+    assert isinstance(caught.value, StreamsError) and isinstance(caught.value, RuntimeError)
 
 
 def test_docstring_examples_run():
