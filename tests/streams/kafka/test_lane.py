@@ -28,7 +28,7 @@ from streams.kafka.topics import ensure_topics
 DYING_WORKER = textwrap.dedent(
     """
     import sys
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = [{tests!r}, {here!r}]  # tests/dying.py, and this file for Echo
     from dying import dying
     from streams.config import load_settings
     from streams.kafka.lane import BatchLane
@@ -90,8 +90,13 @@ def echo_all(
     """Run an echo lane (guarded) until every request's output (or `expect` outputs) is
     read; the lane and what readers saw."""
     lane = lane_class(
-        settings, "echo", [settings.topic_requests], Echo(settings), max_batch=50,
-        skip_visible=True, exactly_once=exactly_once,
+        settings,
+        "echo",
+        [settings.topic_requests],
+        Echo(settings),
+        max_batch=50,
+        skip_visible=True,
+        exactly_once=exactly_once,
     )
     lane.start()
     try:
@@ -115,13 +120,12 @@ def die_in_third_transaction(settings: Settings, tmp_path: Path) -> None:
     """Produce the requests and run the dying worker on them until it kills itself in
     its third transaction."""
     produce_requests(settings)
-    script = DYING_WORKER.format(tests=str(Path(__file__).resolve().parents[2]))
+    here = Path(__file__).resolve()
+    script = DYING_WORKER.format(tests=str(here.parents[2]), here=str(here.parent))
     env = {**os.environ, **settings_env(settings)}
     log_path = tmp_path / "worker.log"
     with log_path.open("ab") as log:
-        dead = subprocess.run(
-            [sys.executable, "-c", script, "3"], env=env, stderr=log, timeout=120
-        )
+        dead = subprocess.run([sys.executable, "-c", script, "3"], env=env, stderr=log, timeout=120)
     assert dead.returncode == -9, log_path.read_text()[-3000:]
 
 
@@ -188,9 +192,7 @@ class FailingOnce:
         self.commits += 1
         if self.commits == self.fail_at:
             assert self.producer.flush(30) == 0
-            raise KafkaException(
-                KafkaError(KafkaError._STATE, "injected", txn_requires_abort=True)
-            )
+            raise KafkaException(KafkaError(KafkaError._STATE, "injected", txn_requires_abort=True))
         self.producer.commit_transaction(*args)
 
 
