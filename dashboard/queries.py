@@ -579,7 +579,7 @@ def active_alerts(view: View) -> pd.DataFrame:
 
 @_cached
 def sink_status(view: View) -> dict[str, Any] | None:
-    """The sink workers' latest self-report (streams/roles/sink.py writes it every 10 s)."""
+    """The sink workers' latest self-report (streams/roles/sink/writer.py writes it every 10 s)."""
     frame = _frame(
         view.db,
         "sink_status",
