@@ -24,7 +24,9 @@ class Sink(SinkConsumeLoop):
     """The sink role: consume, batch, insert, commit, on a thread of its own.
 
     It is a :class:`~streams.roles.contract.Role`, as ``streams.app`` expects:
-    :meth:`start`, :meth:`stop`, ``failed``, ``stats.as_dict()``, ``group_id``.
+    :meth:`start`, :meth:`stop`, ``failed``, ``stats.as_dict()``, ``group_id``. It is
+    built as :class:`~streams.roles.sink.state.SinkState` is (settings, options, roles,
+    worker, migrate), and each layer below adds one part of the work.
     """
 
     name = "sink"
