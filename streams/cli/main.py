@@ -190,12 +190,12 @@ def _add_commands() -> None:
     from dashboard.cli import dashboard
     from schemas.cli import schemas
     from streams.cli.alerts import alerts_group
+    from streams.cli.db import db_group
     from streams.cli.dlq import dlq
     from streams.cli.models import models
     from streams.cli.produce import produce
     from streams.cli.tail import tail
     from streams.local.simulate import demo_models_command, simulate_command
-    from streams.storage.db import db_group
 
     for command in (
         models,
