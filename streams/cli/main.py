@@ -166,7 +166,7 @@ def worker_command(roles: str, web_port: int | None) -> None:
 def _register_demo_models(settings: object) -> None:
     """Train and register the demo models into the registry on disk (once); the stack
     announces them on the broker when it starts."""
-    from streams.local.simulate import demo_models_command
+    from streams.cli.simulate import demo_models_command
 
     demo_models_command.main(["--no-publish"], standalone_mode=False, obj=settings)
 
@@ -194,8 +194,8 @@ def _add_commands() -> None:
     from streams.cli.dlq import dlq
     from streams.cli.models import models
     from streams.cli.produce import produce
+    from streams.cli.simulate import demo_models_command, simulate_command
     from streams.cli.tail import tail
-    from streams.local.simulate import demo_models_command, simulate_command
 
     for command in (
         models,
