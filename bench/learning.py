@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(50_000, 20, 100)
     from streams.kafka.topics import ensure_topics
     from streams.local.broker import EmbeddedBroker
+    from streams.local.demo_models import train_demo_model
     from streams.local.processes import free_port
-    from streams.local.simulate import train_demo_model
     from streams.models.control import ControlPlane
 
     print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")

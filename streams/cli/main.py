@@ -166,7 +166,7 @@ def worker_command(roles: str, web_port: int | None) -> None:
 def _register_demo_models(settings: object) -> None:
     """Train and register the demo models into the registry on disk (once); the stack
     announces them on the broker when it starts."""
-    from streams.local.simulate import demo_models_command
+    from streams.cli.simulate import demo_models_command
 
     demo_models_command.main(["--no-publish"], standalone_mode=False, obj=settings)
 
@@ -190,10 +190,12 @@ def _add_commands() -> None:
     from dashboard.cli import dashboard
     from schemas.cli import schemas
     from streams.cli.alerts import alerts_group
-    from streams.cli.messages import dlq, produce, tail
+    from streams.cli.db import db_group
+    from streams.cli.dlq import dlq
     from streams.cli.models import models
-    from streams.local.simulate import demo_models_command, simulate_command
-    from streams.storage.db import db_group
+    from streams.cli.produce import produce
+    from streams.cli.simulate import demo_models_command, simulate_command
+    from streams.cli.tail import tail
 
     for command in (
         models,

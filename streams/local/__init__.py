@@ -1,0 +1,37 @@
+"""Everything on this machine: the embedded broker, managed processes, the stack of
+services ``lastmile up`` runs, and simulated traffic for it (:mod:`streams.local.simulate`,
+:mod:`streams.local.traffic_producer`, :mod:`streams.local.demo_models`, imported on
+their own: they need River)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Where each public name lives. They load on first use (PEP 562), so a command that
+# needs one submodule does not pay for importing the others.
+_HOMES = {
+    "BrokerError": "streams.local.broker",
+    "EmbeddedBroker": "streams.local.broker",
+    "broker_ready": "streams.local.broker",
+    "ManagedProcess": "streams.local.processes",
+    "ProcessError": "streams.local.processes",
+    "free_port": "streams.local.processes",
+    "wait_for": "streams.local.processes",
+    "Service": "streams.local.stack",
+    "Stack": "streams.local.stack",
+}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

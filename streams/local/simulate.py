@@ -1,9 +1,10 @@
 """Simulated traffic: scoring requests, late outcomes, drift and bad input, from River's streams.
 
 The core is a plain iterator, :func:`simulated_events`, usable without Kafka (tests
-and benchmarks use it); ``lastmile simulate`` paces it and produces it to
-``scoring.requests`` / ``scoring.outcomes``; ``lastmile demo-models`` trains and
-registers the models the simulation is meant for.
+and benchmarks use it); ``lastmile simulate`` (streams.cli.simulate) paces it and produces it to
+``scoring.requests`` / ``scoring.outcomes`` with :mod:`streams.local.traffic_producer`;
+``lastmile demo-models`` trains and registers the models the simulation is meant for
+(:mod:`streams.local.demo_models`).
 
 Streams (River's synthetic generators; the *concept* is the labelling function,
 the *seed* draws the samples, so a model trained on one seed serves another):
@@ -41,16 +42,29 @@ import dataclasses
 import heapq
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import click
 import orjson
 
-from streams.config import settings_from_context
 from streams.models.registry import label_str
+
+__all__ = [
+    "STREAMS",
+    "DEFAULT_STREAM",
+    "BAD_KINDS",
+    "FEATURE_DRIFT",
+    "DRIFT_TYPES",
+    "DEFAULT_FEATURE_DRIFT",
+    "INT_FEATURES",
+    "base_stream",
+    "stream_rows",
+    "drift_probability",
+    "SimEvent",
+    "request_id",
+    "simulated_events",
+]
 
 STREAMS = ("agrawal", "sea", "hyperplane")
 DEFAULT_STREAM = {"fraud": "agrawal", "churn": "hyperplane"}
@@ -414,328 +428,3 @@ def simulated_events(
         index += 1
     while pending:
         yield heapq.heappop(pending)[2]
-
-
-# -- producing -----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class SimulationSummary:
-    """Counts of what a simulation produced."""
-
-    requests: int = 0
-    outcomes: int = 0
-    bad: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    interrupted: bool = False
-    bad_kinds: dict[str, int] = dataclasses.field(default_factory=dict)
-
-    @property
-    def sent(self) -> int:
-        return self.requests + self.outcomes + self.bad
-
-    def line(self) -> str:
-        rate = self.requests / self.seconds if self.seconds > 0 else 0.0
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.bad_kinds.items()))
-        return (
-            f"{self.requests} requests, {self.outcomes} outcomes, {self.bad} bad"
-            f"{f' ({kinds})' if kinds else ''}, {self.failed} failed, in {self.seconds:.1f} s "
-            f"({rate:,.0f} requests/s)"
-        )
-
-
-def produce_simulation(
-    settings: Any,
-    events: Iterator[SimEvent] | None = None,
-    progress: Callable[[str], None] | None = None,
-    progress_every: float = 2.0,
-    stop: Callable[[], bool] | None = None,
-    **options: Any,
-) -> SimulationSummary:
-    """Send simulated events to the broker, each at its due time; flush; count.
-
-    ``events`` defaults to ``simulated_events(**options)`` paced in real time.
-    """
-    from confluent_kafka import Producer
-
-    from streams.kafka.topics import ensure_topics
-
-    start = time.monotonic()
-    if events is None:
-        options.setdefault("start_ms", int(time.time() * 1000))
-        options.setdefault("clock", lambda: time.monotonic() - start)
-        events = simulated_events(**options)
-    ensure_topics(settings)
-    producer = Producer(settings.producer_config())
-    topics = settings.topics
-    summary = SimulationSummary()
-
-    def delivered(err: Any, _msg: Any) -> None:
-        if err is not None:
-            summary.failed += 1
-
-    last_report = start
-    try:
-        for event in events:
-            if stop is not None and stop():
-                break
-            wait = start + event.due - time.monotonic()
-            while wait > 0:
-                producer.poll(min(wait, 0.05))
-                wait = start + event.due - time.monotonic()
-            while True:
-                try:
-                    producer.produce(
-                        topics[event.topic], key=event.key, value=event.value, on_delivery=delivered
-                    )
-                    break
-                except BufferError:  # the local queue is full: let it drain
-                    producer.poll(0.05)
-            producer.poll(0)
-            if event.kind == "request":
-                summary.requests += 1
-            elif event.kind == "outcome":
-                summary.outcomes += 1
-            else:
-                summary.bad += 1
-                kind = event.bad_kind or "?"
-                summary.bad_kinds[kind] = summary.bad_kinds.get(kind, 0) + 1
-            now = time.monotonic()
-            if progress is not None and now - last_report >= progress_every:
-                last_report = now
-                summary.seconds = now - start
-                progress(f"simulate: {summary.line()}")
-    except KeyboardInterrupt:
-        summary.interrupted = True  # Ctrl-C: flush what was sent, then report
-    finally:
-        remaining = producer.flush(30)
-        summary.failed += remaining
-        summary.seconds = time.monotonic() - start
-    return summary
-
-
-# -- commands ------------------------------------------------------------------------------
-
-
-@click.command("simulate")
-@click.option("--model", default="fraud", show_default=True, help="Model name in the requests.")
-@click.option(
-    "--stream",
-    type=click.Choice(STREAMS),
-    default=None,
-    help="Synthetic stream (default: agrawal for fraud, hyperplane for churn, else agrawal).",
-)
-@click.option(
-    "--rate",
-    type=float,
-    default=100.0,
-    show_default=True,
-    help="Requests per second; 0 = as fast as possible.",
-)
-@click.option(
-    "--count",
-    type=int,
-    default=10_000,
-    show_default=True,
-    help="Requests to send; 0 = until Ctrl-C.",
-)
-@click.option("--drift-at", type=int, default=None, help="Request index where drift starts.")
-@click.option(
-    "--drift-kind", type=click.Choice(["abrupt", "gradual"]), default="abrupt", show_default=True
-)
-@click.option(
-    "--drift-type",
-    type=click.Choice(DRIFT_TYPES),
-    default="concept",
-    show_default=True,
-    help="feature: shift/scale inputs; concept: change the labels; both: the two at once.",
-)
-@click.option(
-    "--drift-width",
-    type=int,
-    default=None,
-    help="Requests over which gradual drift happens (default: count/10).",
-)
-@click.option(
-    "--drift-features",
-    default=None,
-    help="Features that drift, comma separated (default: per stream).",
-)
-@click.option(
-    "--label-delay",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Seconds between a request and its outcome; negative = no outcomes.",
-)
-@click.option(
-    "--bad-fraction",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Share of malformed requests (not JSON, missing fields, wrong types, unknown model).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--entities",
-    type=int,
-    default=1000,
-    show_default=True,
-    help="Distinct entity keys (splits are sticky per entity).",
-)
-@click.pass_context
-def simulate_command(
-    ctx: click.Context,
-    model: str,
-    stream: str | None,
-    rate: float,
-    count: int,
-    drift_at: int | None,
-    drift_kind: str,
-    drift_type: str,
-    drift_width: int | None,
-    drift_features: str | None,
-    label_delay: float,
-    bad_fraction: float,
-    seed: int,
-    entities: int,
-) -> None:
-    """Produce realistic scoring requests (and their outcomes, later) to Kafka.
-
-    \b
-    Examples:
-        lastmile simulate --model fraud --rate 500 --count 50000
-        lastmile simulate --model fraud --drift-at 20000 --drift-type concept
-        lastmile simulate --model churn --drift-at 5000 --drift-type feature \\
-            --drift-kind gradual --bad-fraction 0.01 --label-delay 30
-    """
-    if not 0.0 <= bad_fraction <= 1.0:
-        raise click.BadParameter("must be within [0, 1]", param_hint="--bad-fraction")
-    settings = settings_from_context(ctx)
-    try:
-        summary = produce_simulation(
-            settings,
-            progress=lambda line: click.echo(line, err=True),
-            model=model,
-            stream=stream,
-            count=count or None,
-            rate=rate,
-            seed=seed,
-            drift_at=drift_at,
-            drift_kind=drift_kind,
-            drift_type=drift_type,
-            drift_width=drift_width,
-            drift_features=[f.strip() for f in drift_features.split(",")]
-            if drift_features
-            else None,
-            label_delay=None if label_delay < 0 else label_delay,
-            bad_fraction=bad_fraction,
-            entities=entities,
-        )
-    except ValueError as err:
-        click.echo(f"simulate: {err}", err=True)
-        sys.exit(1)
-    if summary.interrupted:
-        click.echo("simulate: interrupted", err=True)
-    click.echo(f"simulate: done: {summary.line()}", err=True)
-    click.echo(
-        f"{summary.requests} requests and {summary.outcomes} outcomes for model {model!r} "
-        f"on {settings.topic_requests} / {settings.topic_outcomes}"
-    )
-    if summary.failed:
-        click.echo(f"simulate: {summary.failed} message(s) were not delivered", err=True)
-        sys.exit(1)
-
-
-# -- demo models ---------------------------------------------------------------------------
-
-
-DEMO_MODELS = {"fraud": "agrawal", "churn": "hyperplane"}
-# Training samples come from other seeds than `simulate`'s default: the demo model
-# has not seen the traffic it scores (the concept is the same).
-TRAIN_SEED_OFFSET = 1_000_003
-
-
-def train_demo_model(
-    stream: str, n: int = 5000, seed: int = 0
-) -> tuple[Any, list[dict[str, Any]], dict[str, float]]:
-    """A River ``StandardScaler | LogisticRegression`` trained on ``n`` rows of ``stream``.
-
-    Returns the model, its training rows (the reference sample) and progressive
-    validation metrics (each row predicted before it is learned). Agrawal's coded
-    columns (elevel, car, zipcode) stay numeric: under the demo concept (function 6,
-    an income rule) one-hot encoding them gained nothing, and it would cost the
-    vectorised ``predict_proba_many`` path (River's Discard/OneHotEncoder union).
-    """
-    from river import linear_model, metrics, preprocessing
-
-    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
-    accuracy, auc, logloss = metrics.Accuracy(), metrics.ROCAUC(), metrics.LogLoss()
-    rows: list[dict[str, Any]] = []
-    for x, y in stream_rows(stream, seed + TRAIN_SEED_OFFSET, n):
-        y = bool(y)
-        proba = model.predict_proba_one(x)
-        accuracy.update(y, proba.get(True, 0.0) >= 0.5)
-        auc.update(y, proba)
-        logloss.update(y, proba)
-        model.learn_one(x, y)
-        rows.append(x)
-    scores = {
-        "accuracy": round(float(accuracy.get()), 4),
-        "roc_auc": round(float(auc.get()), 4),
-        "log_loss": round(float(logloss.get()), 4),
-        "train_rows": float(n),
-    }
-    return model, rows, scores
-
-
-@click.command("demo-models")
-@click.option(
-    "--train", "n", type=int, default=5000, show_default=True, help="Training rows per model."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--force", is_flag=True, help="Register a new version even if the model exists.")
-@click.option("--no-publish", is_flag=True, help="Write the registry only (no broker needed).")
-@click.pass_context
-def demo_models_command(
-    ctx: click.Context, n: int, seed: int, force: bool, no_publish: bool
-) -> None:
-    """Train and register the demo models (fraud on Agrawal, churn on Hyperplane) as champions.
-
-    \b
-    Example:
-        lastmile demo-models && lastmile simulate --model fraud --drift-at 20000
-    """
-    from streams.models.control import ControlPlane
-    from streams.models.registry import ModelNotFoundError, RegistryError
-
-    settings = settings_from_context(ctx)
-    try:
-        with ControlPlane(settings, publish=not no_publish) as plane:
-            for name, stream in DEMO_MODELS.items():
-                try:
-                    existing = plane.registry.version_numbers(name)
-                except ModelNotFoundError:
-                    existing = []
-                if existing and not force:
-                    click.echo(f"{name}: exists (versions {existing}); --force adds a version")
-                    continue
-                model, rows, scores = train_demo_model(stream, n, seed)
-                mv = plane.register_and_publish(
-                    name,
-                    model,
-                    "river",
-                    reference_rows=rows,
-                    metrics=scores,
-                    parent=existing[-1] if existing else None,
-                    description=f"lastmile demo: StandardScaler | LogisticRegression on {stream}",
-                )
-                plane.promote(name, mv.version)
-                click.echo(
-                    f"{name}: version {mv.version} on {stream}, champion "
-                    f"(accuracy {scores['accuracy']:.3f}, roc_auc {scores['roc_auc']:.3f})"
-                )
-    except RegistryError as err:
-        click.echo(f"demo-models: {err}", err=True)
-        sys.exit(1)

@@ -1,0 +1,35 @@
+"""lastmile's storage: the ClickHouse database (clients, migrations, retention) in
+:mod:`streams.storage.db`, and the embedded ClickHouse HTTP store over chDB in
+:mod:`streams.storage.store`."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Where each public name lives. They load on first use (PEP 562), so a command that
+# needs one submodule does not pay for importing the others.
+_HOMES = {
+    "MigrationError": "streams.storage.db",
+    "connect": "streams.storage.db",
+    "ensure_schema": "streams.storage.db",
+    "migrate": "streams.storage.db",
+    "run_sql": "streams.storage.db",
+    "ClickHouseError": "streams.storage.store",
+    "EmbeddedStore": "streams.storage.store",
+    "StoreError": "streams.storage.store",
+}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -12,7 +12,10 @@ from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
 
 from schemas.codec import Codec
-from streams.cli.messages import dlq, parse_offsets, parse_since, produce, resolve_topic, tail
+from streams.cli.dlq import dlq, parse_offsets, parse_since
+from streams.cli.message_text import resolve_topic
+from streams.cli.produce import produce
+from streams.cli.tail import tail
 from streams.kafka.deadletters import HEADER_REPLAYS, DeadLetterProducer
 from streams.kafka.topics import ensure_topics
 
@@ -115,6 +118,44 @@ def test_produce_reports_bad_lines_and_sends_the_rest(settings):
         meta[0]["topic"] == settings.topic_requests
         and meta[0]["headers"][0][0] == "lastmile.schema"
     )
+
+
+README_REQUEST = """{"request_id": "req-1", "model": "phishing",
+       "features": {"https": 1.0, "is_popular": 0.5, "long_url": 1.0, "age_of_domain": 1},
+       "event_time": "2026-11-25T16:21:00Z", "entity_id": "customer-42"}
+"""
+
+
+def test_produce_reads_a_stream_of_json_documents(settings):
+    """As jq reads: pretty-printed, concatenated, one per line; a malformed one skipped."""
+    text = (
+        README_REQUEST  # lines 1-3, the README's first example
+        + json.dumps(GOOD[0], indent=2)  # lines 4-11, pretty-printed
+        + "\n"
+        + json.dumps(GOOD[1])
+        + json.dumps(GOOD[2])  # line 12: two documents, concatenated
+        + '\n{\n  "request_id": ,\n  "model": "churn"\n}\n'  # lines 13-16: malformed
+        + json.dumps({**GOOD[2], "request_id": "r4"})  # line 17, one per line
+        + "\n"
+    )
+    result = invoke(produce, ["--topic", "requests", "-q"], settings, input=text)
+    assert result.exit_code == 1
+    err = result.stderr
+    assert "line 13: invalid JSON: Expecting value (line 14, column 17) (document 5)" in err
+    assert err.count("invalid JSON") == 1  # one error for the whole pretty-printed document
+    assert f"sent 5 message(s) to {settings.topic_requests} as Avro; 1 bad line(s) not sent" in err
+    messages = raw_messages(settings, settings.topic_requests, 5)
+    assert sorted(m.key() for m in messages) == [b"c-7", b"customer-42", b"r1", b"r3", b"r4"]
+    out = invoke(tail, ["requests", "--from-beginning"], settings)
+    records = {r["request_id"]: r for r in lines(out.stdout)}
+    assert sorted(records) == ["r1", "r2", "r3", "r4", "req-1"]
+    assert records["req-1"]["features"]["age_of_domain"] == 1
+
+
+def test_produce_reads_the_readme_example_alone(settings):
+    result = invoke(produce, ["--topic", "requests"], settings, input=README_REQUEST)
+    assert result.exit_code == 0, result.stderr
+    assert f"sent 1 message(s) to {settings.topic_requests} as Avro" in result.stderr
 
 
 def test_produce_json_and_key_field(settings, tmp_path):

@@ -12,15 +12,10 @@ from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
 from river import linear_model, preprocessing
 
+from streams.cli.simulate import demo_models_command, simulate_command
 from streams.config import Settings
-from streams.local.simulate import (
-    BAD_KINDS,
-    demo_models_command,
-    drift_probability,
-    produce_simulation,
-    simulate_command,
-    simulated_events,
-)
+from streams.local.simulate import BAD_KINDS, drift_probability, simulated_events
+from streams.local.traffic_producer import produce_simulation
 from streams.models.control import ModelTable, ModelWatcher
 from streams.models.registry import Registry, check_features
 

@@ -29,7 +29,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from schemas.codec import Codec
 from streams.config import Settings, load_settings, settings_env
 from streams.kafka.topics import ensure_topics, read_to_end
-from streams.local.simulate import simulated_events, stream_rows, train_demo_model
+from streams.local.demo_models import train_demo_model
+from streams.local.simulate import simulated_events, stream_rows
 from streams.models.control import ControlPlane, ModelTable, make_event
 from streams.models.registry import Registry
 from streams.roles.learner import (

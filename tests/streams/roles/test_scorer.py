@@ -18,8 +18,9 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from schemas.codec import Codec
 from streams.config import Settings, settings_env
 from streams.kafka.topics import ensure_topics
+from streams.local.demo_models import train_demo_model
 from streams.local.processes import free_port, wait_for
-from streams.local.simulate import simulated_events, train_demo_model
+from streams.local.simulate import simulated_events
 from streams.models.control import ControlPlane, ModelTable, ModelWatcher
 from streams.roles.scorer import Scorer, ScorerLane
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from streams.cli.db import db_group
 from streams.config import ConfigError, load_settings
 from streams.storage import db
 
@@ -238,28 +239,30 @@ def test_cli_migrate_status_and_query(clickhouse: object) -> None:
     env = _env(clickhouse, name)
     runner = CliRunner()
 
-    result = runner.invoke(db.db_group, ["status"], env=env)
+    result = runner.invoke(db_group, ["status"], env=env)
     assert result.exit_code == 1, result.output
     assert "pending" in result.output
 
-    result = runner.invoke(db.db_group, ["migrate"], env=env)
+    result = runner.invoke(db_group, ["migrate"], env=env)
     assert result.exit_code == 0, result.output
     assert "applied 001_tables.sql" in result.output
     assert "retention 30 days" in result.output
 
-    result = runner.invoke(db.db_group, ["migrate"], env=env)
+    result = runner.invoke(db_group, ["migrate"], env=env)
     assert result.exit_code == 0, result.output
     assert "up to date" in result.output
 
-    result = runner.invoke(db.db_group, ["status", "--json"], env=env)
+    result = runner.invoke(db_group, ["status", "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert {r["state"] for r in json.loads(result.output)} == {"applied"}
 
     result = runner.invoke(
-        db.db_group,
+        db_group,
         # UNION ALL alone leaves the row order to ClickHouse's threads: order it.
-        ["query", "SELECT * FROM (SELECT 1 AS one, 'a' AS letter UNION ALL SELECT 2, 'b') "
-         "ORDER BY one"],
+        [
+            "query",
+            "SELECT * FROM (SELECT 1 AS one, 'a' AS letter UNION ALL SELECT 2, 'b') ORDER BY one",
+        ],
         env=env,
     )
     assert result.exit_code == 0, result.output
@@ -267,16 +270,16 @@ def test_cli_migrate_status_and_query(clickhouse: object) -> None:
     assert result.output.split("\n")[2].split() == ["2", "b"]
 
     result = runner.invoke(
-        db.db_group, ["query", "--json", "SELECT count() AS n FROM predictions"], env=env
+        db_group, ["query", "--json", "SELECT count() AS n FROM predictions"], env=env
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [{"n": 0}]
 
-    result = runner.invoke(db.db_group, ["query", "SELECT nope FROM predictions"], env=env)
+    result = runner.invoke(db_group, ["query", "SELECT nope FROM predictions"], env=env)
     assert result.exit_code == 1
     assert "Unknown" in result.output or "UNKNOWN" in result.output
 
-    result = runner.invoke(db.db_group, ["--help"])
+    result = runner.invoke(db_group, ["--help"])
     assert result.exit_code == 0 and "migrate" in result.output and "query" in result.output
 
 
@@ -288,7 +291,7 @@ def test_cli_says_when_clickhouse_is_unreachable() -> None:
         "LASTMILE_CONFIG": None,
         "LASTMILE_CLICKHOUSE_URL": None,
     }
-    result = CliRunner().invoke(db.db_group, ["migrate"], env=env)
+    result = CliRunner().invoke(db_group, ["migrate"], env=env)
     assert result.exit_code == 1
     assert "cannot reach ClickHouse" in result.output
 

@@ -1,0 +1,167 @@
+"""``lastmile produce``: JSON documents from a file or stdin to a topic."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+import click
+import orjson
+
+from schemas.codec import Codec, DecodeError
+from streams.cli.json_documents import iter_documents
+from streams.cli.message_text import DEFAULT_KEY_FIELDS, resolve_topic, schema_name_for
+from streams.config import settings_from_context
+
+__all__ = ["produce"]
+
+
+@click.command("produce")
+@click.option(
+    "--topic",
+    "-t",
+    "topic_name",
+    required=True,
+    metavar="ROLE|TOPIC",
+    help="Role (requests, outcomes, ...) or topic name.",
+)
+@click.argument("file", type=click.File("rb"), default="-")
+@click.option(
+    "--json",
+    "raw_json",
+    is_flag=True,
+    help="Send each line as it is (JSON value, no headers) instead of Avro. Only the "
+    "requests and outcomes topics accept JSON.",
+)
+@click.option(
+    "--key-field",
+    metavar="FIELD",
+    help="Field whose value keys each message (default: entity_id or request_id for "
+    "requests, request_id for predictions/outcomes, model for the others).",
+)
+@click.option(
+    "--schema", metavar="NAME", help="Schema of the lines when the topic is not one of lastmile's."
+)
+@click.option(
+    "--no-validate",
+    is_flag=True,
+    help="With --json: send lines without checking them (to exercise the dead-letter path).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress, only the summary and bad lines.")
+@click.pass_context
+def produce(
+    ctx: click.Context,
+    topic_name: str,
+    file: IO[bytes],
+    raw_json: bool,
+    key_field: str | None,
+    schema: str | None,
+    no_validate: bool,
+    quiet: bool,
+) -> None:
+    """Send JSON documents from FILE (default: stdin) to a topic.
+
+    Documents are read as jq reads them: one per line, pretty-printed over several
+    lines, or concatenated ({...}{...}). Each is one JSON object of the topic's
+    schema (schemas/*.avsc). It is validated and encoded as Avro with the
+    lastmile.schema/lastmile.fingerprint headers (or Schema Registry framing when
+    LASTMILE_SCHEMA_REGISTRY_URL is set). Times may be epoch milliseconds or ISO-8601
+    strings with a zone. Bad documents are reported with the line they start on (and
+    their number in the stream when that differs) and not sent; the others are. Exit
+    status 1 when any document was bad or not delivered.
+
+    \b
+    Example:
+      echo '{"request_id": "r1", "model": "churn", "event_time": "2024-05-01T12:00:00Z",
+             "features": {"age": 42, "plan": "gold"}}' | lastmile produce --topic requests
+      lastmile produce --topic outcomes labels.jsonl
+      lastmile produce --topic requests --json --no-validate junk.jsonl   # test the DLQ
+    """
+    from confluent_kafka import Producer
+
+    settings = settings_from_context(ctx)
+    topic, role = resolve_topic(settings, topic_name)
+    schema_name = schema_name_for(role, schema)
+    if schema_name is None and not (raw_json and no_validate):
+        raise click.UsageError(
+            f"{topic!r} is not one of lastmile's topics ({', '.join(settings.topics)}): say which "
+            "schema its lines have with --schema NAME"
+        )
+    codec = Codec.from_settings(settings)
+    if raw_json and schema_name and not codec.accepts_json(schema_name) and not no_validate:
+        raise click.UsageError(f"{topic} carries {schema_name}, which is never JSON: drop --json")
+    key_fields = (key_field,) if key_field else DEFAULT_KEY_FIELDS.get(role or "", ())
+
+    producer = Producer(settings.producer_config())
+    state = {"failed": 0, "first_error": None}
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is not None:
+            state["failed"] += 1
+            state["first_error"] = state["first_error"] or str(err)
+
+    sent = bad = 0
+    started = last_report = time.monotonic()
+    for document in iter_documents(file):
+        text = document.text
+        # The line finds it in a file; the document number, when it differs, in a stream.
+        which = "" if document.number == document.line else f" (document {document.number})"
+        try:
+            if raw_json and no_validate:
+                # Sent as it is, malformed or not: that is what --no-validate is for.
+                value, headers = text, []
+                try:
+                    obj = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    obj = None
+                record = obj if isinstance(obj, dict) else {}
+            elif document.error is not None:
+                raise DecodeError(document.error, schema=schema_name)
+            else:
+                record = codec.from_json(schema_name, text)
+                if raw_json:
+                    value, headers = text, []
+                else:
+                    value, headers = codec.encode(schema_name, record, topic=topic)
+        except DecodeError as err:
+            bad += 1
+            click.echo(f"line {document.line}: {err.reason}{which}", err=True)
+            continue
+        key = None
+        for name in key_fields:
+            if record.get(name) is not None:
+                key = str(record[name]).encode()
+                break
+        while True:
+            try:
+                producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+        producer.poll(0)
+        sent += 1
+        now = time.monotonic()
+        if not quiet and now - last_report >= 2.0:
+            click.echo(
+                f"... {sent:,} sent, {bad:,} bad lines ({sent / (now - started):,.0f}/s)", err=True
+            )
+            last_report = now
+    remaining = producer.flush(30)
+    elapsed = time.monotonic() - started
+    failed = state["failed"] + remaining
+    fmt = (
+        "JSON"
+        if raw_json
+        else ("Avro (schema registry)" if settings.schema_registry_url else "Avro")
+    )
+    summary = f"sent {sent - failed:,} message(s) to {topic} as {fmt}"
+    if bad:
+        summary += f"; {bad:,} bad line(s) not sent"
+    if failed:
+        summary += f"; {failed:,} not delivered ({state['first_error'] or 'timed out'})"
+    click.echo(f"{summary} in {elapsed:.1f} s", err=True)
+    if bad or failed:
+        sys.exit(1)
