@@ -162,7 +162,8 @@ def fire_test_command(
     without the retries the monitor would make; exits 1 when any delivery failed.
     """
     from monitors.notify import WebhookSink
-    from streams.roles.monitor import MonitorSettings, alert_to_avro
+    from streams.records import alert_to_avro
+    from streams.roles.monitor import MonitorSettings
 
     settings = settings_from_context(ctx)
     options = MonitorSettings.from_settings(settings)

@@ -141,6 +141,7 @@ from streams.kafka.deadletters import dead_letter, default_worker, encode_dead_l
 from streams.kafka.lane import BatchLane, Output, rewind_to_batch_start
 from streams.models.control import ControlPlane, ModelTable, ModelWatcher, PublishError
 from streams.models.registry import LoadedModel, Registry, RegistryError, label_str
+from streams.records import metric_to_avro
 from streams.roles.learner_state import (
     KIND_BUNDLE,
     KIND_OUTCOME,
@@ -160,7 +161,6 @@ from streams.roles.learner_state import (
     read_state,
     routed_at,
 )
-from streams.roles.monitor import metric_to_avro
 
 log = logging.getLogger("lastmile.learner")
 

@@ -18,7 +18,7 @@ from schemas.codec import Codec
 from streams.cli.alerts import alerts_group
 from streams.config import Settings
 from streams.kafka.topics import ensure_topics
-from streams.roles.monitor import alert_to_avro
+from streams.records import alert_to_avro
 
 
 class Hook:

@@ -29,14 +29,11 @@ from schemas.codec import Codec
 from streams.config import Settings, load_settings, settings_env
 from streams.kafka.topics import ensure_topics
 from streams.models.registry import Registry, fit_reference_profile
+from streams.records import alert_from_avro, alert_to_avro, metric_from_avro, metric_to_avro
 from streams.roles.monitor import (
     Monitor,
     MonitorLane,
     MonitorSettings,
-    alert_from_avro,
-    alert_to_avro,
-    metric_from_avro,
-    metric_to_avro,
     read_snapshot,
 )
 
