@@ -336,7 +336,7 @@ def _connect(db: Db) -> Any:
             send_receive_timeout=60,
             query_retries=1,
         )
-    except Exception as err:
+    except Exception as err:  # clickhouse-connect raises many types; each means unavailable
         raise _unavailable(db, err) from err
 
 
@@ -368,7 +368,7 @@ def _frame(db: Db, name: str, sql: str, params: Mapping[str, Any]) -> pd.DataFra
             result = client.query(sql, parameters=dict(params))
     except StoreUnavailable:
         raise
-    except Exception as err:
+    except Exception as err:  # clickhouse-connect raises many types; sorted below
         text = str(err)
         if any(m in text for m in ("UNKNOWN_DATABASE", "UNKNOWN_TABLE", "Code: 81", "Code: 60")):
             raise _unavailable(db, err) from err

@@ -289,7 +289,7 @@ def _assemble(chunks: list[bytes]) -> tuple[int, dict[str, Any]]:
         state = pickle.loads(
             zstandard.ZstdDecompressor().decompress(b"".join(c[_HEADER.size :] for c in chunks))
         )
-    except Exception as err:
+    except Exception as err:  # a corrupt snapshot can raise anything pickle or zstd raise
         raise SnapshotError(f"snapshot {sid} cannot be read: {err}") from err
     if not isinstance(state, dict):
         raise SnapshotError(f"snapshot {sid} is not a state mapping")

@@ -39,7 +39,7 @@ class AlertsGroup(click.Group):
         except (ConfigError, ValueError) as err:  # ValueError: a LASTMILE_MONITOR_* value
             click.echo(f"lastmile alerts: {err}", err=True)
             ctx.exit(1)
-        except Exception as err:
+        except Exception as err:  # the CLI words every failure; Kafka's are told apart below
             from confluent_kafka import KafkaException
 
             if isinstance(err, KafkaException | TimeoutError):
@@ -179,7 +179,7 @@ def fire_test_command(
         try:
             for alert in alerts:
                 sink.send(alert)
-        except Exception as err:
+        except Exception as err:  # a notifier's failure is reported per sink, the others still run
             failed = True
             click.echo(f"{where}: failed: {err}", err=True)
         else:

@@ -71,7 +71,7 @@ def migrate_command(accept_changed: bool) -> None:
             client.close()
     except (MigrationError, ConfigError) as err:
         raise click.ClickException(str(err)) from None
-    except Exception as err:
+    except Exception as err:  # the CLI words every failure, naming the server
         raise click.ClickException(_describe_failure(settings, err)) from None
     if applied:
         for m in applied:
@@ -101,7 +101,7 @@ def status_command(as_json: bool) -> None:
             client.close()
     except (MigrationError, ConfigError) as err:
         raise click.ClickException(str(err)) from None
-    except Exception as err:
+    except Exception as err:  # the CLI words every failure, naming the server
         raise click.ClickException(_describe_failure(settings, err)) from None
     echo_rows(rows, as_json, None if as_json else ["version", "name", "state", "applied_at"])
     if any(r["state"] != "applied" for r in rows):
@@ -132,6 +132,6 @@ def query_command(sql: str, as_json: bool) -> None:
             client.close()
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    except Exception as err:
+    except Exception as err:  # the CLI words every failure, naming the server
         raise click.ClickException(_describe_failure(settings, err)) from None
     echo_rows(rows, as_json)

@@ -35,7 +35,7 @@ class ModelsGroup(click.Group):
         except (RegistryError, ConfigError) as err:
             click.echo(f"lastmile models: {err}", err=True)
             ctx.exit(1)
-        except Exception as err:
+        except Exception as err:  # the CLI words every failure; Kafka's are told apart below
             from confluent_kafka import KafkaException
 
             if isinstance(err, KafkaException):

@@ -192,14 +192,14 @@ class BatchLane(LaneDelivery):
         lane ``failed`` (the worker then exits and is restarted, replaying the batch)."""
         try:
             consumer, producer = self._clients()
-        except Exception as err:
+        except Exception as err:  # the lane thread must record why it failed, whatever it was
             self.slot.release()
             self._fail(err)
             return
         self.consumer, self.producer = consumer, producer
         try:
             self._loop(consumer, producer)
-        except Exception as err:
+        except Exception as err:  # the lane thread must record why it failed, whatever it was
             self._fail(err)
         finally:
             self._close(consumer, producer)

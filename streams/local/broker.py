@@ -60,7 +60,7 @@ def broker_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     try:
         admin.list_topics(timeout=timeout)
-    except Exception:
+    except Exception:  # any failure means not ready yet
         return False
     return True
 

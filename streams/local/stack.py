@@ -109,7 +109,7 @@ class Stack:
                     f"  {service.process.name:<12} {service.where:<32} "
                     f"ready in {time.monotonic() - began:.1f} s (pid {service.process.pid})"
                 )
-        except BaseException:
+        except BaseException:  # also on Ctrl-C: stop what started
             for service in reversed(started):
                 service.process.stop()
             raise

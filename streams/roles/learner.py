@@ -897,7 +897,7 @@ class Learner:
                 else:
                     update(y, predict(x))
                 learn(x, y)
-            except Exception as err:
+            except Exception as err:  # a model is user code: its error is contained
                 self._learn_failed(state, line, items[i][0], items[i][2], err)
                 continue
             if frozen_update is not None:
@@ -1180,7 +1180,7 @@ class Learner:
                     continue
                 try:
                     version = self._publish(state, entry, published)
-                except Exception:
+                except Exception:  # a publish failure of any kind is retried next batch
                     log.exception(
                         "learner: publishing a snapshot of %s failed; retrying after the "
                         "next batch",
@@ -1371,7 +1371,7 @@ class LearnerLane(BatchLane):
 
             ensure_topics(self.settings)
             self.learner.partitions = ensure_learner_topics(self.settings, self.options)
-        except Exception as err:
+        except Exception as err:  # the lane thread must record why it failed, whatever it was
             self._fail(err)
             return
         # The control plane first: routing and lines follow the models' champions.
@@ -1418,7 +1418,7 @@ class LearnerLane(BatchLane):
             self.learner.force_checkpoint = True
             try:
                 self._deliver(consumer, producer, [])
-            except Exception as err:
+            except Exception as err:  # a last checkpoint is best effort: it replays
                 log.warning("learner: the last checkpoint failed (%s); it will replay", err)
 
     def _chunks(self, messages: list[Message]) -> list[list[Message]]:

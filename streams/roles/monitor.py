@@ -616,7 +616,7 @@ class Monitor:
         why = ""
         try:
             meta = self.registry.get(model, version).meta
-        except Exception as err:
+        except Exception as err:  # a broken registry entry only costs its drift baseline
             why = f"not in the registry ({err})"
         else:
             raw = meta.get("reference_profile")
@@ -626,6 +626,7 @@ class Monitor:
                 try:
                     reference = ReferenceProfile.from_dict(raw)
                 except Exception as err:
+                    # a profile is user data: any error only costs the baseline
                     why = (
                         f"its reference profile is not a monitors.profile.ReferenceProfile "
                         f"(kind {raw.get('kind')!r}: {type(err).__name__}: {err})"

@@ -125,7 +125,7 @@ class ModelCache:
             if key not in self._models:
                 try:
                     self._models[key] = self.registry.load(model, version)
-                except Exception as err:
+                except Exception as err:  # a model is user code: its load error is contained
                     reason = f"model {model} v{version} cannot be loaded: {err}"
                     self._broken[key] = reason
                     log.error("%s", reason)

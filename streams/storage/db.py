@@ -350,7 +350,7 @@ def migrate(
         for statement in m.statements(database):
             try:
                 client.command(statement)
-            except Exception as err:
+            except Exception as err:  # a client raises many types; each is a migration failure
                 if _unreachable(err):
                     raise  # ClickHouse went away: not the migration's fault; run it again
                 raise MigrationError(

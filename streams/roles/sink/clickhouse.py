@@ -76,7 +76,7 @@ class ClickHouseInserts(SinkDeadLetters):
         route = chunk.reader.route
         try:
             self._insert(chunk, None, chunk.token)
-        except Exception as err:
+        except Exception as err:  # _error_kind sorts every client error
             kind = _error_kind(err)
             if kind == "retry" or (kind == "parse" and chunk.slow):
                 self._drop_client()
@@ -94,7 +94,7 @@ class ClickHouseInserts(SinkDeadLetters):
                 if chunk.rows:
                     try:
                         self._insert(chunk, None, chunk.token)
-                    except Exception as again:
+                    except Exception as again:  # _error_kind sorts every client error
                         if _error_kind(again) != "value":
                             raise WriteRetry(one_line(again)) from again
                         self._bisect(chunk, list(range(len(chunk.items))))
@@ -129,7 +129,7 @@ class ClickHouseInserts(SinkDeadLetters):
         try:
             self._insert(chunk, indexes, token)
             return
-        except Exception as err:
+        except Exception as err:  # _error_kind sorts every client error
             kind = _error_kind(err)
             if kind != "value":
                 raise WriteRetry(one_line(err)) from err

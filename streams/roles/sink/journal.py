@@ -40,7 +40,7 @@ class SinkJournal(ClickHouseInserts):
             token = "journal:" + ",".join(c.token for c in live)
             try:
                 self._insert_json("sink_batches", rows, token[:4096])
-            except Exception as err:
+            except Exception as err:  # any client error: the batch is retried
                 self._drop_client(30.0)
                 raise WriteRetry("journal write failed") from err
 
@@ -64,7 +64,7 @@ class SinkJournal(ClickHouseInserts):
                     "o": min(p.first_seen or 0 for p in waiting),
                 },
             )
-        except Exception as err:
+        except Exception as err:  # any client error: the lookup backs off and is retried
             self._drop_client(15.0)
             self.stats.failed(err)
             self._next_lookup = time.monotonic() + self._lookup_backoff

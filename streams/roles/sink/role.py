@@ -68,7 +68,7 @@ class Sink(SinkConsumeLoop):
             while not self._stop.is_set():
                 self._step(self._consumer)
             self._shutdown(self._consumer)
-        except Exception as err:
+        except Exception as err:  # the sink thread must record why it failed, whatever it was
             log.exception("sink failed")
             self.stats.failed(err, clickhouse=False)
             self.failed = True
@@ -94,7 +94,7 @@ class Sink(SinkConsumeLoop):
                 return True
             except db.MigrationError:
                 raise
-            except Exception as err:
+            except Exception as err:  # ClickHouse not up yet, in any form: retry
                 self.stats.failed(err)
                 log.warning("sink: cannot migrate ClickHouse yet (%s); retrying", one_line(err))
                 self._stop.wait(delay)

@@ -88,6 +88,6 @@ class SinkWriter(SinkJournal):
         }
         try:
             self._insert_json("sink_status", [row])
-        except Exception as err:
+        except Exception as err:  # a status row is best effort
             self._drop_client(30.0)
             log.debug("sink: status row not written: %s", err)

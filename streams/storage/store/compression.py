@@ -51,7 +51,7 @@ def decompress_stream(chunks: Iterator[bytes], encoding: str) -> Iterator[bytes]
         while data:
             try:
                 out = decompressor.decompress(data)
-            except Exception as exc:
+            except Exception as exc:  # lz4/zstd/zlib each raise their own types
                 raise ClickHouseError.make(
                     CANNOT_DECOMPRESS, f"Cannot decompress {encoding} request body: {exc}"
                 ) from None

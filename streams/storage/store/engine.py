@@ -71,7 +71,7 @@ class Engine:
     def _new_handle(self) -> Handle:
         try:
             return Handle(self._session_class(self.path))
-        except Exception as exc:
+        except Exception as exc:  # chDB raises untyped errors; from_chdb reads their code
             raise ClickHouseError.from_chdb(exc) from None
 
     @contextlib.contextmanager
@@ -171,7 +171,7 @@ def prepare_handle(handle: Handle, database: str | None, settings: dict[str, str
                 handle.applied[key] = value
     except ClickHouseError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # chDB raises untyped errors; from_chdb reads their code
         raise ClickHouseError.from_chdb(exc) from None
     for key in [k for k in handle.applied if k not in settings]:
         del handle.applied[key]

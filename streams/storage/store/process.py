@@ -101,7 +101,7 @@ def serve(
         return _fail(f"data directory {data_dir} is open in another chDB process{holder}")
     try:
         engine = Engine(data_dir)
-    except Exception as exc:
+    except Exception as exc:  # chDB's open raises untyped errors; report the first line
         server.server_close()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return _fail(f"cannot open chDB in {data_dir}: {first}")
