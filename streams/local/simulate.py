@@ -50,7 +50,7 @@ import click
 import orjson
 
 from streams.config import settings_from_context
-from streams.models.registry import label_str
+from streams.models import label_str
 
 STREAMS = ("agrawal", "sea", "hyperplane")
 DEFAULT_STREAM = {"fraud": "agrawal", "churn": "hyperplane"}
@@ -707,8 +707,7 @@ def demo_models_command(
     Example:
         lastmile demo-models && lastmile simulate --model fraud --drift-at 20000
     """
-    from streams.models.control import ControlPlane
-    from streams.models.registry import ModelNotFoundError, RegistryError
+    from streams.models import ControlPlane, ModelNotFoundError, RegistryError
 
     settings = settings_from_context(ctx)
     try:

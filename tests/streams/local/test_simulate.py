@@ -21,8 +21,7 @@ from streams.local.simulate import (
     simulate_command,
     simulated_events,
 )
-from streams.models.control import ModelTable, ModelWatcher
-from streams.models.registry import Registry, check_features
+from streams.models import ModelTable, ModelWatcher, Registry, check_features
 
 
 def requests(**kw: object) -> list:

@@ -12,10 +12,12 @@ import pytest
 from river import linear_model
 
 from streams.config import Settings, load_settings
-from streams.models.control import (
+from streams.models import (
     JSON_HEADERS,
+    ArtifactIntegrityError,
     ControlError,
     ControlPlane,
+    ModelNotFoundError,
     ModelState,
     ModelTable,
     ModelWatcher,
@@ -24,7 +26,6 @@ from streams.models.control import (
     make_event,
     route_hash,
 )
-from streams.models.registry import ArtifactIntegrityError, ModelNotFoundError
 
 
 def offline_plane(tmp_path: Path) -> ControlPlane:

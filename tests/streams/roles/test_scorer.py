@@ -20,7 +20,7 @@ from streams.config import Settings, settings_env
 from streams.kafka.topics import ensure_topics
 from streams.local.processes import free_port, wait_for
 from streams.local.simulate import simulated_events, train_demo_model
-from streams.models.control import ControlPlane, ModelTable, ModelWatcher
+from streams.models import ControlPlane, ModelTable, ModelWatcher
 from streams.roles.scorer import Scorer, ScorerLane
 
 FEATURES = ["x"]
