@@ -189,7 +189,9 @@ class ControlPlane:
             raise PublishError(
                 f"{event['model']}: state saved (seq {event['seq']}) but not published to "
                 f"{self.settings.topic_model_events}: {errors[0]}; "
-                f"run `lastmile models publish {event['model']}` once the broker is reachable"
+                f"run `lastmile models publish {event['model']}` once the broker is reachable",
+                model=event["model"],
+                version=event.get("version"),
             )
 
     def announce(self, name: str | None = None) -> list[ControlEvent]:
@@ -244,9 +246,17 @@ class ControlPlane:
     @staticmethod
     def _require_live(state: ModelState, version: int) -> None:
         if version not in state.versions:
-            raise ControlError(f"model {state.model!r} has no version {version}")
+            raise ControlError(
+                f"model {state.model!r} has no version {version}",
+                model=state.model,
+                version=version,
+            )
         if state.versions[version].get("retired"):
-            raise ControlError(f"model {state.model!r} version {version} is retired")
+            raise ControlError(
+                f"model {state.model!r} version {version} is retired",
+                model=state.model,
+                version=version,
+            )
 
     def promote(self, name: str, version: int | str, alias: str = CHAMPION) -> ControlEvent:
         """Point ``alias`` (default ``champion``) at ``version``."""
@@ -291,7 +301,8 @@ class ControlPlane:
                     known = ", ".join(sorted(state.aliases)) or "none"
                     raise ControlError(
                         f"model {name!r} has no alias {alias!r} (aliases: {known}); "
-                        f"promote a version to it first"
+                        f"promote a version to it first",
+                        model=name,
                     )
                 self._require_live(state, state.aliases[alias])
             if clean == state.split:
@@ -333,7 +344,8 @@ class ControlPlane:
                 stack.pop()
             if not stack:
                 raise ControlError(
-                    f"model {name!r}: no earlier live version of {alias!r} to roll back to"
+                    f"model {name!r}: no earlier live version of {alias!r} to roll back to",
+                    model=name,
                 )
             target = stack[-1]
             assert target is not None  # live() is False for None
@@ -353,13 +365,17 @@ class ControlPlane:
 
         def mutate(state: ModelState) -> dict[str, Any] | None:
             if number not in state.versions:
-                raise ControlError(f"model {name!r} has no version {number}")
+                raise ControlError(
+                    f"model {name!r} has no version {number}", model=name, version=number
+                )
             if state.versions[number].get("retired"):
                 return None
             if state.champion == number and not force:
                 raise ControlError(
                     f"model {name!r} version {number} is the champion: promote another "
-                    "version first, or force"
+                    "version first, or force",
+                    model=name,
+                    version=number,
                 )
             state.versions[number]["retired"] = True
             dropped = sorted(a for a, v in state.aliases.items() if v == number)
