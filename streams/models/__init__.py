@@ -2,6 +2,7 @@
 and the control plane that says which version answers (and tells every worker).
 
 - :mod:`~streams.models.registry`: :class:`Registry`, versions on disk, sha256 checks
+- :mod:`~streams.models.durable`: the registry's fsynced writes
 - :mod:`~streams.models.versions`: :class:`ModelVersion`, a version's ``meta.json``
 - :mod:`~streams.models.features`: feature types, :func:`check_features`, :class:`FeatureProblem`
 - :mod:`~streams.models.reference`: the reference profile (drift baseline)

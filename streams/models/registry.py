@@ -53,7 +53,6 @@ import pickle
 import platform
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -61,6 +60,7 @@ from typing import Any
 
 import orjson
 
+from streams.models.durable import fsync_dir, sweep_stale_tmp, write_durably
 from streams.models.errors import (
     ArtifactIntegrityError,
     ModelNotFoundError,
@@ -367,11 +367,11 @@ class Registry:
             meta["reference_profile"] = None
 
         mdir.mkdir(parents=True, exist_ok=True)
-        _sweep_stale_tmp(mdir)
+        sweep_stale_tmp(mdir)
         tmp = mdir / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            _write_file(tmp / ARTIFACT, data)
+            write_durably(tmp / ARTIFACT, data)
             with self.lock(name):
                 numbers = self.version_numbers_in(mdir)
                 number = (numbers[-1] + 1) if numbers else 1
@@ -380,9 +380,9 @@ class Registry:
                     number += 1
                 meta["version"] = number
                 meta["created_at"] = _utcnow()
-                _write_file(tmp / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+                write_durably(tmp / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
                 os.rename(tmp, mdir / str(number))
-                _fsync_dir(mdir)
+                fsync_dir(mdir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -401,27 +401,3 @@ def _environment() -> dict[str, str]:
             mod = __import__(module)
             env[module] = str(getattr(mod, "__version__", ""))
     return env
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sweep_stale_tmp(mdir: Path, older_than: float = 3600.0) -> None:
-    """Remove temporary dirs of registrations that died an hour or more ago."""
-    now = time.time()
-    for p in mdir.glob(".tmp-*"):
-        with contextlib.suppress(OSError):
-            if now - p.stat().st_mtime > older_than:
-                shutil.rmtree(p, ignore_errors=True)
