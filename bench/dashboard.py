@@ -97,8 +97,7 @@ def _trained(rows: list[dict[str, Any]], label: Any) -> Any:
 def register_models(registry: Path, seed: int = 7) -> None:
     """fraud v1 champion, v2 challenger (90/10); churn v1 champion and learner
     snapshots v2 -> v3 -> v4 (v4 in shadow)."""
-    from streams.models.control import ControlPlane
-    from streams.models.registry import Registry
+    from streams.models import ControlPlane, Registry
 
     rng = random.Random(seed)
     cp = ControlPlane(None, registry=Registry(registry), publish=False, actor="bench")
@@ -145,8 +144,7 @@ def _model_version_rows(registry: Path, run: Run) -> pd.DataFrame:
     snapshots spread over the run (the registry stamps them all "now")."""
     import orjson
 
-    from streams.models.control import EVENT_META_KEYS, ControlPlane
-    from streams.models.registry import Registry
+    from streams.models import EVENT_META_KEYS, ControlPlane, Registry
 
     reg = Registry(registry)
     cp = ControlPlane(None, registry=reg, publish=False)

@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     from streams.local.broker import EmbeddedBroker
     from streams.local.demo_models import train_demo_model
     from streams.local.processes import free_port
-    from streams.models.control import ControlPlane
+    from streams.models import ControlPlane
 
     print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
     work = Path(tempfile.mkdtemp(prefix="lastmile-bench-learning-"))

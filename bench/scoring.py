@@ -407,7 +407,7 @@ class Bench:
 
     def setup_model(self) -> None:
         from streams.kafka.topics import ensure_topics
-        from streams.models.control import ControlPlane
+        from streams.models import ControlPlane
 
         ensure_topics(self.settings)
         model = train_model()
@@ -692,8 +692,7 @@ def _chunks(items: list, size: int) -> list[list]:
 def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
     """Where the scorer's time goes, per stage, over messages fetched beforehand."""
     from schemas.codec import Codec
-    from streams.models.control import ModelTable, ModelWatcher
-    from streams.models.registry import Registry
+    from streams.models import ModelTable, ModelWatcher, Registry
     from streams.roles.scorer import Scorer
 
     scratch = "bench.profile.predictions"

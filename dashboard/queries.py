@@ -419,7 +419,7 @@ def models(db: Db, registry: str, tick: int) -> dict[str, list[int]]:
 
 
 def _registry_models(registry: str) -> dict[str, list[int]]:
-    from streams.models.registry import Registry
+    from streams.models import Registry
 
     try:
         reg = Registry(registry)
@@ -887,8 +887,7 @@ def _json_object(text: str) -> dict[str, Any]:
 @_cached
 def registry_versions(registry: str, model: str, tick: int) -> pd.DataFrame:
     """The same table as :func:`model_versions`, read from the registry directory."""
-    from streams.models.control import ControlPlane
-    from streams.models.registry import Registry, RegistryError
+    from streams.models import ControlPlane, Registry, RegistryError
 
     try:
         reg = Registry(registry)
@@ -923,7 +922,7 @@ def registry_versions(registry: str, model: str, tick: int) -> pd.DataFrame:
 @_cached
 def reference_profile(registry: str, model: str, version: int, tick: int) -> dict | None:
     """The version's reference profile (drift baseline) from its meta.json, or None."""
-    from streams.models.registry import Registry, RegistryError
+    from streams.models import Registry, RegistryError
 
     try:
         return Registry(registry).get(model, version).reference_profile

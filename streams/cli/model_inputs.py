@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from streams.models.registry import RegistryError
+from streams.models import RegistryError
 
 __all__ = ["resolve_python_path", "read_rows"]
 

@@ -20,8 +20,15 @@ import orjson
 from streams.cli.model_inputs import read_rows, resolve_python_path
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
-from streams.models.control import ControlError, ControlEvent, ControlPlane, ModelState
-from streams.models.registry import ModelVersion, Registry, RegistryError
+from streams.models import (
+    ControlError,
+    ControlEvent,
+    ControlPlane,
+    ModelState,
+    ModelVersion,
+    Registry,
+    RegistryError,
+)
 
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 

@@ -162,8 +162,7 @@ def demo_models_command(
     Example:
         lastmile demo-models && lastmile simulate --model fraud --drift-at 20000
     """
-    from streams.models.control import ControlPlane
-    from streams.models.registry import ModelNotFoundError, RegistryError
+    from streams.models import ControlPlane, ModelNotFoundError, RegistryError
 
     settings = settings_from_context(ctx)
     try:

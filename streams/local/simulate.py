@@ -48,7 +48,7 @@ from typing import Any
 
 import orjson
 
-from streams.models.registry import label_str
+from streams.models import label_str
 
 __all__ = [
     "STREAMS",

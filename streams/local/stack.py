@@ -206,7 +206,7 @@ def prepare_kafka(settings: Settings) -> None:
     model: announcing each model's state again lets the scorers find them.
     """
     from streams.kafka.topics import ensure_topics
-    from streams.models.control import ControlPlane
+    from streams.models import ControlPlane
 
     ensure_topics(settings)
     with ControlPlane(settings) as plane:

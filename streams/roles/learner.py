@@ -139,8 +139,16 @@ from schemas.codec import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.deadletters import dead_letter, default_worker, encode_dead_letter
 from streams.kafka.lane import BatchLane, Output, rewind_to_batch_start
-from streams.models.control import ControlPlane, ModelTable, ModelWatcher, PublishError
-from streams.models.registry import LoadedModel, Registry, RegistryError, label_str
+from streams.models import (
+    ControlPlane,
+    LoadedModel,
+    ModelTable,
+    ModelWatcher,
+    PublishError,
+    Registry,
+    RegistryError,
+    label_str,
+)
 from streams.records import metric_to_avro
 from streams.roles.learner_state import (
     KIND_BUNDLE,

@@ -56,7 +56,7 @@ from river import metrics
 from monitors.state import SnapshotError, SnapshotReader, chunk_header
 from streams.config import Settings
 from streams.kafka.topics import read_to_end
-from streams.models.registry import LoadedModel, label_str
+from streams.models import LoadedModel, label_str
 
 log = logging.getLogger("lastmile.learner")
 

@@ -90,7 +90,7 @@ from schemas.codec import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.lane import BatchLane, Output
 from streams.kafka.takeover import tagged_with
-from streams.models.registry import label_str
+from streams.models import label_str
 from streams.records import ALL_VERSIONS, alert_to_avro, metric_to_avro
 
 log = logging.getLogger("lastmile.monitor")
@@ -409,7 +409,7 @@ class Monitor:
         self.settings = settings
         self.options = options or MonitorSettings.from_settings(settings)
         if registry is None:
-            from streams.models.registry import Registry
+            from streams.models import Registry
 
             registry = Registry.from_settings(settings)
         self.registry = registry

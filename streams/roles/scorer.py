@@ -1,7 +1,7 @@
 """The scorer role: scoring requests in, predictions out, in batches.
 
 For each batch of ``scoring.requests`` the scorer decodes every message, routes
-each request to its version(s) through the :class:`~streams.models.control.ModelTable`
+each request to its version(s) through the :class:`~streams.models.routing.ModelTable`
 (champion, challenger by sticky split, shadow), scores each version's requests
 as one matrix (``LoadedModel.predict_many``), and returns Prediction records and
 dead letters to the lane, which produces them and commits the offsets in one
@@ -32,8 +32,14 @@ from streams.kafka.deadletters import (
     reason_unknown_model,
 )
 from streams.kafka.lane import BatchLane, Output
-from streams.models.control import ModelState, ModelTable, ModelWatcher
-from streams.models.registry import LoadedModel, Registry, RegistryError
+from streams.models import (
+    LoadedModel,
+    ModelState,
+    ModelTable,
+    ModelWatcher,
+    Registry,
+    RegistryError,
+)
 
 log = logging.getLogger("lastmile.scorer")
 
@@ -254,12 +260,10 @@ class Scorer:
 
         rows = [request["features"] for request in requests]
         invalid, matrix = loaded.check_many(rows)
-        for i, reason in invalid.items():
+        for i, problem in invalid.items():
             if answering:
-                absent = "missing" in reason or "null" in reason
-                kind = "feature_missing" if absent else "feature_type"
-                reason = f"model {model!r} v{version}: {reason}"
-                outputs.append(self._dead(messages[i], "score", reason, kind, model))
+                reason = f"model {model!r} v{version}: {problem.reason}"
+                outputs.append(self._dead(messages[i], "score", reason, problem.kind, model))
         messages, requests, rows = _without(invalid, messages, requests, rows)
         if not rows:
             return outputs

@@ -13,7 +13,7 @@ from river import linear_model, preprocessing
 
 from streams.cli.models import models
 from streams.config import Settings, load_settings
-from streams.models.control import ModelTable, ModelWatcher
+from streams.models import ModelTable, ModelWatcher
 
 MODEL_PY = """
 from river import linear_model, preprocessing

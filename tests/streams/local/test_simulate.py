@@ -16,8 +16,7 @@ from streams.cli.simulate import demo_models_command, simulate_command
 from streams.config import Settings
 from streams.local.simulate import BAD_KINDS, drift_probability, simulated_events
 from streams.local.traffic_producer import produce_simulation
-from streams.models.control import ModelTable, ModelWatcher
-from streams.models.registry import Registry, check_features
+from streams.models import ModelTable, ModelWatcher, Registry, check_features
 
 
 def requests(**kw: object) -> list:

@@ -12,10 +12,12 @@ import pytest
 from river import linear_model
 
 from streams.config import Settings, load_settings
-from streams.models.control import (
+from streams.models import (
     JSON_HEADERS,
+    ArtifactIntegrityError,
     ControlError,
     ControlPlane,
+    ModelNotFoundError,
     ModelState,
     ModelTable,
     ModelWatcher,
@@ -24,7 +26,6 @@ from streams.models.control import (
     make_event,
     route_hash,
 )
-from streams.models.registry import ArtifactIntegrityError, ModelNotFoundError
 
 
 def offline_plane(tmp_path: Path) -> ControlPlane:
@@ -241,3 +242,21 @@ def test_watcher_on_missing_topic_is_caught_up(fresh_settings: Callable[..., Set
     settings = fresh_settings()
     with ModelWatcher(settings, ModelTable()) as watcher:
         assert watcher.wait_caught_up(10)
+
+
+def test_model_plane_errors_carry_the_model_and_version(tmp_path: Path) -> None:
+    from streams.errors import StreamsError
+    from streams.models import RegistryError, VersionNotFoundError
+
+    plane = offline_plane(tmp_path)
+    plane.register_and_publish("m", linear_model.LinearRegression(), "river", features=["x"])
+    with pytest.raises(ControlError, match="model 'm' has no version 7") as refused:
+        plane.promote("m", 7)
+    assert (refused.value.model, refused.value.version) == ("m", 7)
+    assert isinstance(refused.value, RegistryError) and isinstance(refused.value, StreamsError)
+    with pytest.raises(ModelNotFoundError) as unknown:
+        plane.registry.versions("nope")
+    assert unknown.value.model == "nope" and unknown.value.version is None
+    with pytest.raises(VersionNotFoundError) as absent:
+        plane.registry.get("m", 3)
+    assert (absent.value.model, absent.value.version) == ("m", 3)

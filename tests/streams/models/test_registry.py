@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import linear_model, preprocessing, tree
 
-from streams.models.registry import (
+from streams.models import (
     ArtifactIntegrityError,
+    FeatureProblem,
     LoadedModel,
     ModelNotFoundError,
     Registry,
@@ -156,7 +157,7 @@ def test_concurrent_registration_from_two_processes(registry: Registry) -> None:
         """
         import sys, time
         from river import linear_model
-        from streams.models.registry import Registry
+        from streams.models import Registry
         reg = Registry(sys.argv[1])
         start = float(sys.argv[2])
         while time.time() < start:
@@ -289,18 +290,54 @@ def test_check_features() -> None:
         ]
     }
     ok = {"age": 3, "city": "Oslo", "vip": False, "extra": [1]}
+
+    def problem(features: object, meta: dict = meta) -> tuple[str, str | None, str]:
+        found = check_features(features, meta)
+        assert isinstance(found, FeatureProblem)
+        return found.kind, found.feature, found.reason
+
     assert check_features(ok, meta) is None
     assert check_features({**ok, "age": 3.5}, meta) is None
-    assert check_features({"city": "Oslo", "vip": True}, meta) == "missing feature 'age'"
-    assert check_features({**ok, "age": None}, meta) == "feature 'age' is null"
-    assert check_features({**ok, "age": True}, meta) == "feature 'age' should be a number, got bool"
-    assert check_features({**ok, "city": 1}, meta) == "feature 'city' should be a string, got int"
-    assert check_features({**ok, "vip": 1}, meta) == "feature 'vip' should be a bool, got int"
-    assert (
-        check_features({**ok, "age": float("nan")}, meta) == "feature 'age' is not a finite number"
+    missing, typed = "feature_missing", "feature_type"
+    assert problem({"city": "Oslo", "vip": True}) == (missing, "age", "missing feature 'age'")
+    assert problem({**ok, "age": None}) == (missing, "age", "feature 'age' is null")
+    assert problem({**ok, "age": True}) == (
+        typed,
+        "age",
+        "feature 'age' should be a number, got bool",
     )
-    assert check_features([1, 2], meta) == "features should be an object, got list"
+    assert problem({**ok, "city": 1}) == (
+        typed,
+        "city",
+        "feature 'city' should be a string, got int",
+    )
+    assert problem({**ok, "vip": 1}) == (typed, "vip", "feature 'vip' should be a bool, got int")
+    assert problem({**ok, "age": float("nan")}) == (
+        typed,
+        "age",
+        "feature 'age' is not a finite number",
+    )
+    assert problem([1, 2]) == (typed, None, "features should be an object, got list")
     assert check_features({}, {"features": []}) is None
+
+
+def test_a_problem_is_filed_by_what_went_wrong_not_by_the_feature_name() -> None:
+    # The scorer once picked the dead letter's kind by looking for "missing" or "null" in
+    # the reason: a string given for a number feature named null_ratio was "missing".
+    meta = {"features": [{"name": "null_ratio", "type": "number"}, {"name": "x", "type": "number"}]}
+    found = check_features({"null_ratio": "high", "x": 1.0}, meta)
+    assert found == FeatureProblem(
+        "feature_type", "null_ratio", "feature 'null_ratio' should be a number, got str"
+    )
+    loaded = LoadedModel(None, {"flavor": "river", **meta})
+    assert loaded.check_features({"null_ratio": "high", "x": 1.0}) == found
+    rows = [{"null_ratio": 0.5, "x": 1.0}, {"null_ratio": "high", "x": 1.0}, {"x": 1.0}]
+    invalid, matrix = loaded.check_many(rows)
+    assert invalid == {
+        1: found,
+        2: FeatureProblem("feature_missing", "null_ratio", "missing feature 'null_ratio'"),
+    }
+    np.testing.assert_array_equal(matrix, [[0.5, 1.0]])
 
 
 feature_values = (
@@ -354,7 +391,8 @@ def test_a_batch_check_gives_no_matrix_for_an_int_beyond_any_double() -> None:
     # go to the model as they are instead of failing the batch.
     lm = LoadedModel(None, {"flavor": "river", "features": [{"name": "a", "type": "number"}]})
     assert lm.check_many([{"a": 10**400}, {"a": "x"}]) == (
-        {1: "feature 'a' should be a number, got str"}, None
+        {1: FeatureProblem("feature_type", "a", "feature 'a' should be a number, got str")},
+        None,
     )
 
 

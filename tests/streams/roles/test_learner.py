@@ -31,8 +31,7 @@ from streams.config import Settings, load_settings, settings_env
 from streams.kafka.topics import ensure_topics, read_to_end
 from streams.local.demo_models import train_demo_model
 from streams.local.simulate import simulated_events, stream_rows
-from streams.models.control import ControlPlane, ModelTable, make_event
-from streams.models.registry import Registry
+from streams.models import ControlPlane, ModelTable, Registry, make_event
 from streams.roles.learner import (
     SEGMENT_FROZEN,
     SEGMENT_ONLINE,

@@ -28,7 +28,7 @@ from monitors.state import chunk_header, decode_snapshot
 from schemas.codec import Codec
 from streams.config import Settings, load_settings, settings_env
 from streams.kafka.topics import ensure_topics
-from streams.models.registry import Registry, fit_reference_profile
+from streams.models import Registry, fit_reference_profile
 from streams.records import alert_from_avro, alert_to_avro, metric_from_avro, metric_to_avro
 from streams.roles.monitor import (
     Monitor,
@@ -841,7 +841,7 @@ DYING_MONITOR = textwrap.dedent(
     from monitors.notify import Notifier
     from streams.config import load_settings
     from streams.roles.monitor import Monitor, MonitorLane, MonitorSettings
-    from streams.models.registry import Registry
+    from streams.models import Registry
 
     settings = load_settings()
     options = MonitorSettings(snapshot_interval=3600.0, group_id=sys.argv[2])

@@ -21,7 +21,7 @@ from streams.kafka.topics import ensure_topics
 from streams.local.demo_models import train_demo_model
 from streams.local.processes import free_port, wait_for
 from streams.local.simulate import simulated_events
-from streams.models.control import ControlPlane, ModelTable, ModelWatcher
+from streams.models import ControlPlane, ModelTable, ModelWatcher
 from streams.roles.scorer import Scorer, ScorerLane
 
 FEATURES = ["x"]

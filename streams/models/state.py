@@ -1,0 +1,217 @@
+"""A model's state (which version answers) and the event that carries it on ``models.events``.
+
+The source of truth is ``<registry>/<model>/state.json``, changed read-modify-write
+under the model's file lock. Every change is then published to ``models.events``,
+a compacted topic keyed by model name. Since compaction keeps only the latest
+event per model, every event carries the model's FULL state after the change,
+never a delta: a worker replaying the topic from the start ends up with each
+model's current state whatever was compacted away.
+
+An event is a dict shaped like the Avro record ``schemas/ModelEvent.avsc``, plus
+``seq`` and ``detail``, which stay local (:func:`~streams.models.wire.avro_record` cuts
+them off; the wire format is Avro through ``schemas.codec``, JSON where that is missing)::
+
+    {"model": "fraud", "kind": "alias_set", "version": 3, "actor": "alice@host",
+     "ts": 1700000000123, "seq": 7,
+     "detail": {"alias": "champion", "version": "3", "previous": "2"},
+     "state": {"model": "fraud", "seq": 7, "updated_at": 1700000000123,
+               "versions": [{"version": 3, "flavor": "river", "sha256": "...",
+                             "path": "fraud/3/model.pkl", "created_at": 1699999999000,
+                             "parent": 2, "retired": false, "meta_json": "{...}"}],
+               "aliases": {"champion": 3, "challenger": 4},
+               "split": {"champion": 90.0, "challenger": 10.0},
+               "shadow": null,
+               "alias_history": [{"alias": "champion", "version": 2, "ts": ...},
+                                 {"alias": "champion", "version": 3, "ts": ...}]}}
+
+Kinds: ``registered``, ``alias_set`` (promote), ``split_set``, ``shadow_set``,
+``retired``, ``rollback``, and ``announced`` (the state re-published unchanged,
+e.g. after the in-memory embedded broker restarted). ``detail`` values are strings.
+
+Ordering. ``state.updated_at`` (= the event's ``ts``, epoch millis) is the model's
+sequence number: every change sets it to ``max(now, previous + 1)`` under the lock,
+so it strictly increases per model whatever the clocks of the machines making the
+changes, and it survives a lost ``state.json`` (a new state starts at "now", above
+anything published before). ``seq`` counts the changes, for people. A
+:class:`~streams.models.routing.ModelTable` ignores an event whose ``updated_at`` is not
+above the one it holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "EVENT_KINDS",
+    "EVENT_META_KEYS",
+    "HISTORY_LIMIT",
+    "SHADOW",
+    "ModelState",
+    "epoch_ms",
+    "make_event",
+    "now_ms",
+]
+
+EVENT_KINDS = (
+    "registered",
+    "alias_set",
+    "split_set",
+    "shadow_set",
+    "retired",
+    "rollback",
+    "announced",
+)
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+SHADOW = "shadow"
+# The alias log is bounded: rollback can go back this many alias changes, and an
+# event (which carries the log) stays far below Kafka's message size limit.
+HISTORY_LIMIT = 200
+# What of meta.json travels in events: enough to describe a version, without the
+# reference profile, which can be large and is read from the registry when needed.
+EVENT_META_KEYS = (
+    "task",
+    "labels",
+    "positive_label",
+    "features",
+    "metrics",
+    "registered_by",
+    "description",
+)
+
+
+def epoch_ms(value: Any) -> int:
+    """Epoch millis from millis, an ISO 8601 string or a datetime (Avro readers give those)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.UTC)
+        return int(value.timestamp() * 1000)
+    if isinstance(value, str) and not value.lstrip("-").isdigit():
+        return epoch_ms(_dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return int(value)
+
+
+@dataclasses.dataclass
+class ModelState:
+    """A model's full control state: its versions, aliases, split, shadow and alias log.
+
+    ``versions`` maps a version number to ``{flavor, sha256, path, created_at,
+    parent, retired, meta_json}``; ``alias_history`` is the log of alias changes,
+    oldest first (``{alias, version, ts}``, plus ``rollback: true`` on rollbacks).
+    """
+
+    model: str
+    seq: int = 0
+    versions: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    aliases: dict[str, int] = dataclasses.field(default_factory=dict)
+    split: dict[str, float] = dataclasses.field(default_factory=dict)
+    shadow: int | None = None
+    alias_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    updated_at: int = 0
+
+    @property
+    def champion(self) -> int | None:
+        return self.aliases.get(CHAMPION)
+
+    def live(self, version: int | None) -> bool:
+        """True when the version exists and is not retired."""
+        info = self.versions.get(version) if version is not None else None
+        return info is not None and not info.get("retired", False)
+
+    def alias_stack(self, alias: str) -> list[int | None]:
+        """The versions ``alias`` pointed at, as a stack that rollbacks pop (top = now)."""
+        stack: list[int | None] = []
+        for entry in self.alias_history:
+            if entry.get("alias") != alias:
+                continue
+            target = entry.get("version")
+            if entry.get("rollback"):
+                if stack:
+                    stack.pop()
+                while stack and stack[-1] != target:
+                    stack.pop()
+                if not stack:
+                    stack.append(target)
+            else:
+                stack.append(target)
+        return stack
+
+    def log_alias(self, alias: str, version: int | None, rollback: bool = False) -> None:
+        entry: dict[str, Any] = {"alias": alias, "version": version, "ts": self.updated_at}
+        if rollback:
+            entry["rollback"] = True
+        self.alias_history.append(entry)
+        del self.alias_history[:-HISTORY_LIMIT]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "seq": self.seq,
+            "updated_at": self.updated_at,
+            "versions": [{"version": v, **info} for v, info in sorted(self.versions.items())],
+            "aliases": dict(self.aliases),
+            "split": {k: float(w) for k, w in self.split.items()},
+            "shadow": self.shadow,
+            "alias_history": [dict(e) for e in self.alias_history],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelState:
+        raw_versions = data.get("versions") or []
+        if isinstance(raw_versions, Mapping):  # {"3": {...}} also reads
+            raw_versions = [{"version": int(v), **info} for v, info in raw_versions.items()]
+        versions: dict[int, dict[str, Any]] = {}
+        for item in raw_versions:
+            info = {k: v for k, v in item.items() if k != "version"}
+            if "created_at" in info:
+                info["created_at"] = epoch_ms(info["created_at"])
+            versions[int(item["version"])] = info
+        history = []
+        for e in data.get("alias_history") or []:
+            entry = dict(e)
+            entry["ts"] = epoch_ms(entry.get("ts"))
+            history.append(entry)
+        return cls(
+            model=str(data["model"]),
+            seq=int(data.get("seq") or 0),
+            versions=versions,
+            aliases={str(k): int(v) for k, v in (data.get("aliases") or {}).items()},
+            split={str(k): float(w) for k, w in (data.get("split") or {}).items()},
+            shadow=int(data["shadow"]) if data.get("shadow") is not None else None,
+            alias_history=history,
+            updated_at=epoch_ms(data.get("updated_at")),
+        )
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_event(
+    kind: str,
+    state: ModelState,
+    detail: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+    version: int | None = None,
+) -> dict[str, Any]:
+    """The event dict for ``state`` after a change of ``kind`` (concerning ``version``)."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    return {
+        "model": state.model,
+        "kind": kind,
+        "version": version,
+        "actor": actor,
+        "ts": state.updated_at or now_ms(),
+        "seq": state.seq,
+        "detail": {k: "" if v is None else str(v) for k, v in (detail or {}).items()},
+        "state": state.to_dict(),
+    }
