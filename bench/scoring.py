@@ -855,7 +855,7 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
             ) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per stage of Scorer.process, replayed with the scorer's own parts, and the
     same requests decoded other ways for comparison."""
-    from streams.roles.scorer import PREDICTION_FIELDS, prediction_values
+    from streams.records import PREDICTION_FIELDS, prediction_values
 
     codec, topic_in, topic_out = scorer.codec, scorer.settings.topic_requests, \
         scorer.settings.topic_predictions

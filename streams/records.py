@@ -3,6 +3,10 @@ schemas describe, and back.
 
 The roles, the CLI and the tests all map through here, so a schema change is met in one
 module: a metric written by the monitor and one written by the learner are the same record.
+Metrics and alerts (``MonitorMetric``, ``Alert``), a model event (``ModelEvent``), and the
+values the scorer adds to a request to make its ``Prediction`` (as a projection: the hot
+path builds no dict). Dead letters are built where messages fail
+(:mod:`streams.kafka.deadletters`).
 
 >>> from monitors.events import MetricValue
 >>> m = MetricValue(model="fraud", version="3", window_start=0.0, window_end=60.0,
@@ -16,18 +20,23 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from monitors.events import AlertEvent, MetricValue
 
 __all__ = [
     "ALL_VERSIONS",
+    "MODEL_VERSION_DEFAULTS",
+    "PREDICTION_FIELDS",
     "alert_from_avro",
     "alert_to_avro",
     "metric_from_avro",
     "metric_to_avro",
+    "model_event_to_avro",
     "ms_from_seconds",
+    "prediction_values",
     "version_from_avro",
     "version_to_avro",
 ]
@@ -117,3 +126,105 @@ def alert_from_avro(record: Mapping[str, Any]) -> AlertEvent:
         rule=record.get("rule", ""),
         ts=record["ts"] / 1000.0,
     )
+
+
+# -- predictions ----------------------------------------------------------------------------
+
+
+# What the scorer adds to a request's fields to make its Prediction (the others,
+# request_id, model, features, event_time, entity_id, caller and metadata, are the
+# request's own): encoded together with Codec.encode_projections, no record dict built.
+PREDICTION_FIELDS = ("version", "variant", "score", "label", "scored_time", "latency_ms")
+
+
+def prediction_values(
+    messages: Sequence[Any],
+    requests: Sequence[dict[str, Any]],
+    results: Sequence[tuple[float, str]],
+    version: int,
+    variant: str,
+    now_ms: int,
+) -> list[tuple]:
+    """The values of :data:`PREDICTION_FIELDS` for each request (read from its message)
+    and its ``(score, label)``, scored at `now_ms`; a latency counts from when its
+    request reached the broker (else from its event time).
+
+    >>> from schemas.codec import Codec
+    >>> class Sent:
+    ...     def timestamp(self): return (1, 1_000)
+    >>> class Unstamped:
+    ...     def timestamp(self): return (0, -1)
+    >>> r = {"request_id": "r1", "model": "m", "features": {"x": 1.0}, "event_time": 900,
+    ...      "entity_id": None, "caller": None, "metadata": {}}
+    >>> values = prediction_values(
+    ...     [Sent(), Unstamped()], [r, r], [(0.7, "1"), (0.2, "0")], 2, "champion", 1_025)
+    >>> [v[-1] for v in values]
+    [25.0, 125.0]
+    >>> codec = Codec()
+    >>> [value, _], headers = codec.encode_projections(
+    ...     "Prediction", [r, r], PREDICTION_FIELDS, values)
+    >>> p = codec.decode(value, headers, "Prediction")
+    >>> p["request_id"], p["version"], p["variant"], p["latency_ms"], p["features"]
+    ('r1', 2, 'champion', 25.0, {'x': 1.0})
+    """
+    if not len(messages) == len(requests) == len(results):
+        raise ValueError(
+            f"{len(messages)} messages, {len(requests)} requests and {len(results)} results"
+        )
+    if not results:
+        return []
+    sent = [message.timestamp()[1] for message in messages]
+    if min(sent) <= 0:  # no broker time: count from the event time
+        sent = [ms if ms > 0 else r["event_time"] for ms, r in zip(sent, requests, strict=True)]
+    latencies = [float(now_ms - ms) if ms < now_ms else 0.0 for ms in sent]
+    scores, labels = zip(*results, strict=True)
+    return list(zip(repeat(version), repeat(variant), scores, labels, repeat(now_ms), latencies))
+
+
+# -- model events ---------------------------------------------------------------------------
+
+#: A ModelEvent version's fields beside ``version``, with the value a missing one takes.
+MODEL_VERSION_DEFAULTS = {
+    "flavor": "",
+    "sha256": "",
+    "path": "",
+    "created_at": 0,
+    "parent": None,
+    "retired": False,
+    "meta_json": "{}",
+}
+
+
+def model_event_to_avro(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event cut to the fields of ``schemas/ModelEvent.avsc`` (the codec refuses others).
+
+    Lost on the way: ``seq``, ``detail``, and the alias log's ``rollback`` marks;
+    workers need none of them (ordering uses ``ts``, rollback reads state.json).
+    """
+    state = event["state"]
+    return {
+        "model": event["model"],
+        "kind": event["kind"],
+        "version": event.get("version"),
+        "actor": event.get("actor"),
+        "ts": event["ts"],
+        "state": {
+            "versions": [
+                {
+                    "version": int(v["version"]),
+                    **{
+                        k: v.get(k, d) if v.get(k) is not None else d
+                        for k, d in MODEL_VERSION_DEFAULTS.items()
+                    },
+                }
+                for v in state.get("versions") or []
+            ],
+            "aliases": dict(state.get("aliases") or {}),
+            "split": {k: float(w) for k, w in (state.get("split") or {}).items()},
+            "shadow": state.get("shadow"),
+            "alias_history": [
+                {"alias": e["alias"], "version": e.get("version"), "ts": e.get("ts") or 0}
+                for e in state.get("alias_history") or []
+            ],
+        },
+    }

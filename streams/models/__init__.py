@@ -51,7 +51,7 @@ from streams.models.state import (
 )
 from streams.models.versions import ARTIFACT, META, ModelVersion, default_actor
 from streams.models.watcher import ModelWatcher
-from streams.models.wire import JSON_HEADERS, avro_record, decode_event, encode_event, make_codec
+from streams.models.wire import JSON_HEADERS, decode_event, encode_event, make_codec
 
 __all__ = [
     "ARTIFACT",
@@ -85,7 +85,6 @@ __all__ = [
     "Registry",
     "RegistryError",
     "VersionNotFoundError",
-    "avro_record",
     "check_features",
     "decode_event",
     "default_actor",

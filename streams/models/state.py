@@ -8,7 +8,7 @@ never a delta: a worker replaying the topic from the start ends up with each
 model's current state whatever was compacted away.
 
 An event is a dict shaped like the Avro record ``schemas/ModelEvent.avsc``, plus
-``seq`` and ``detail``, which stay local (:func:`~streams.models.wire.avro_record` cuts
+``seq`` and ``detail``, which stay local (:func:`~streams.records.model_event_to_avro` cuts
 them off; the wire format is Avro through ``schemas.codec``, JSON where that is missing)::
 
     {"model": "fraud", "kind": "alias_set", "version": 3, "actor": "alice@host",

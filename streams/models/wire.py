@@ -10,21 +10,11 @@ from typing import Any
 import orjson
 
 from streams.models.state import epoch_ms
+from streams.records import model_event_to_avro
 
-__all__ = ["JSON_HEADERS", "avro_record", "decode_event", "encode_event", "make_codec"]
+__all__ = ["JSON_HEADERS", "decode_event", "encode_event", "make_codec"]
 
 JSON_HEADERS = [("content-type", b"application/json")]
-
-
-_AVRO_VERSION_FIELDS = {
-    "flavor": "",
-    "sha256": "",
-    "path": "",
-    "created_at": 0,
-    "parent": None,
-    "retired": False,
-    "meta_json": "{}",
-}
 
 
 def make_codec(settings: Any = None) -> Any:
@@ -34,41 +24,6 @@ def make_codec(settings: Any = None) -> Any:
     except ImportError:
         return None
     return Codec.from_settings(settings) if settings is not None else Codec()
-
-
-def avro_record(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event cut to the fields of ``schemas/ModelEvent.avsc`` (the codec refuses others).
-
-    Lost on the way: ``seq``, ``detail``, and the alias log's ``rollback`` marks;
-    workers need none of them (ordering uses ``ts``, rollback reads state.json).
-    """
-    state = event["state"]
-    return {
-        "model": event["model"],
-        "kind": event["kind"],
-        "version": event.get("version"),
-        "actor": event.get("actor"),
-        "ts": event["ts"],
-        "state": {
-            "versions": [
-                {
-                    "version": int(v["version"]),
-                    **{
-                        k: v.get(k, d) if v.get(k) is not None else d
-                        for k, d in _AVRO_VERSION_FIELDS.items()
-                    },
-                }
-                for v in state.get("versions") or []
-            ],
-            "aliases": dict(state.get("aliases") or {}),
-            "split": {k: float(w) for k, w in (state.get("split") or {}).items()},
-            "shadow": state.get("shadow"),
-            "alias_history": [
-                {"alias": e["alias"], "version": e.get("version"), "ts": e.get("ts") or 0}
-                for e in state.get("alias_history") or []
-            ],
-        },
-    }
 
 
 def encode_event(
@@ -83,7 +38,7 @@ def encode_event(
     if codec is None:
         return orjson.dumps(event), list(JSON_HEADERS)
     topic = getattr(settings, "topic_model_events", None)
-    return codec.encode("ModelEvent", avro_record(event), topic=topic)
+    return codec.encode("ModelEvent", model_event_to_avro(event), topic=topic)
 
 
 def decode_event(

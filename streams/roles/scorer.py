@@ -40,62 +40,11 @@ from streams.models import (
     Registry,
     RegistryError,
 )
+from streams.records import PREDICTION_FIELDS, prediction_values
 
 log = logging.getLogger("lastmile.scorer")
 
 _UNASKED: Any = object()
-
-
-# What the scorer adds to a request's fields to make its Prediction (the others,
-# request_id, model, features, event_time, entity_id, caller and metadata, are the
-# request's own): encoded together with Codec.encode_projections, no record dict built.
-PREDICTION_FIELDS = ("version", "variant", "score", "label", "scored_time", "latency_ms")
-
-
-def prediction_values(
-    messages: Sequence[Message],
-    requests: Sequence[dict[str, Any]],
-    results: Sequence[tuple[float, str]],
-    version: int,
-    variant: str,
-    now_ms: int,
-) -> list[tuple]:
-    """The values of :data:`PREDICTION_FIELDS` for each request (read from its message)
-    and its ``(score, label)``, scored at `now_ms`; a latency counts from when its
-    request reached the broker (else from its event time).
-
-    >>> from schemas.codec import Codec
-    >>> class Sent:
-    ...     def timestamp(self): return (1, 1_000)
-    >>> class Unstamped:
-    ...     def timestamp(self): return (0, -1)
-    >>> r = {"request_id": "r1", "model": "m", "features": {"x": 1.0}, "event_time": 900,
-    ...      "entity_id": None, "caller": None, "metadata": {}}
-    >>> values = prediction_values(
-    ...     [Sent(), Unstamped()], [r, r], [(0.7, "1"), (0.2, "0")], 2, "champion", 1_025)
-    >>> [v[-1] for v in values]
-    [25.0, 125.0]
-    >>> codec = Codec()
-    >>> [value, _], headers = codec.encode_projections(
-    ...     "Prediction", [r, r], PREDICTION_FIELDS, values)
-    >>> p = codec.decode(value, headers, "Prediction")
-    >>> p["request_id"], p["version"], p["variant"], p["latency_ms"], p["features"]
-    ('r1', 2, 'champion', 25.0, {'x': 1.0})
-    """
-    if not len(messages) == len(requests) == len(results):
-        raise ValueError(
-            f"{len(messages)} messages, {len(requests)} requests and {len(results)} results"
-        )
-    if not results:
-        return []
-    sent = [message.timestamp()[1] for message in messages]
-    if min(sent) <= 0:  # no broker time: count from the event time
-        sent = [ms if ms > 0 else r["event_time"] for ms, r in zip(sent, requests, strict=True)]
-    latencies = [float(now_ms - ms) if ms < now_ms else 0.0 for ms in sent]
-    scores, labels = zip(*results, strict=True)
-    return list(
-        zip(repeat(version), repeat(variant), scores, labels, repeat(now_ms), latencies)
-    )
 
 
 def _without(dropped: Container[int], *columns: list) -> tuple[list, ...]:
