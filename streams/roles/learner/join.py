@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Message
 
@@ -21,12 +21,28 @@ from streams.roles.learner.envelope import (
 )
 from streams.roles.learner.partition_state import PartitionState
 
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from schemas.codec import Codec
+    from streams.config import Settings
+    from streams.roles.learner.settings import LearnerSettings
+
 
 class JoinStage:
     """Folds a partition's routed items in and joins outcomes with their predictions.
 
     A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up."""
+    attributes the handler sets up, which it reads:"""
+
+    settings: Settings
+    options: LearnerSettings
+    codec: Codec
+    worker: str
+    counts: Counter[str]
+    join_ttl_ms: int
+    outcome_wait_ms: int
+    expiry: dict[int, int]
 
     def ingest(self, state: PartitionState, batch: Sequence[Message]) -> None:
         """Fold one partition's records in, in offset order (a bundle's items in their

@@ -5,21 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
 from streams.config import Settings
 from streams.kafka.lane import BatchLane, rewind_to_batch_start
 from streams.models.control import ModelWatcher
-from streams.roles.learner.envelope import (
-    KIND_BUNDLE,
-    bundle_size,
-)
+from streams.roles.learner.envelope import KIND_BUNDLE, bundle_size
 from streams.roles.learner.handler import Learner
 from streams.roles.learner.settings import LearnerSettings
 from streams.roles.learner.topics import ensure_learner_topics

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streams.models.registry import LoadedModel, RegistryError, label_str
-from streams.roles.learner.envelope import (
-    SourceMessage,
-    key_model,
-)
+from streams.roles.learner.envelope import SourceMessage, key_model
 from streams.roles.learner.model_line import ModelLine
 from streams.roles.learner.partition_state import PartitionState
 from streams.roles.learner.publishing import REGISTERED_BY
+
+if TYPE_CHECKING:
+    from collections import Counter
+    from collections.abc import Callable
+
+    from streams.models.control import ModelTable
+    from streams.models.registry import LoadedModel, Registry
+    from streams.roles.learner.settings import LearnerSettings
 
 log = logging.getLogger("lastmile.learner")
 
@@ -24,7 +29,17 @@ class LearningStep:
     """Keeps each model's line and teaches it the joined outcomes in order.
 
     A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up."""
+    attributes the handler sets up, which it reads:"""
+
+    options: LearnerSettings
+    registry: Registry
+    table: ModelTable
+    clock: Callable[[], float]
+    counts: Counter[str]
+    model_names: dict[bytes, str]
+    frozen_models: dict[tuple[str, int], LoadedModel | None]
+    learner_made: dict[tuple[str, int], bool]
+    unlearnable: set[tuple[str, int]]
 
     def _model_name(self, key: bytes) -> str:
         raw = key_model(key)

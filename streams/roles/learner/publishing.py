@@ -5,11 +5,19 @@ from __future__ import annotations
 import logging
 import pickle
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.models.control import PublishError
 from streams.models.registry import RegistryError
 from streams.roles.learner.partition_state import PartitionState
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from streams.models.control import ControlPlane
+    from streams.models.registry import Registry
+    from streams.roles.learner.partition_state import PartitionState
+    from streams.roles.learner.settings import LearnerSettings
 
 log = logging.getLogger("lastmile.learner")
 
@@ -21,7 +29,14 @@ class SnapshotPublisher:
     """Registers the committed snapshots and applies their decision.
 
     A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up."""
+    attributes the handler sets up, which it reads:"""
+
+    options: LearnerSettings
+    registry: Registry
+    control: ControlPlane
+    states: dict[int, PartitionState]
+    counts: Counter[str]
+    learner_made: dict[tuple[str, int], bool]
 
     def committed(self) -> None:
         """The batch's transaction committed: publish the snapshots it checkpointed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Message
 
@@ -17,6 +18,12 @@ from streams.roles.learner.envelope import (
     pack_prediction,
 )
 
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from schemas.codec import Codec
+    from streams.models.control import ModelTable
+
 log = logging.getLogger("lastmile.learner")
 
 
@@ -24,7 +31,14 @@ class RoutingStage:
     """Routes the inputs of learnable models to their repartition partitions.
 
     A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up."""
+    attributes the handler sets up, which it reads:"""
+
+    table: ModelTable
+    codec: Codec
+    repartition_topic: str
+    partitions: int
+    counts: Counter[str]
+    partition_of: dict[str, int]
 
     def _partition(self, model: str) -> int:
         part = self.partition_of.get(model)
