@@ -48,6 +48,10 @@ class Learner(
     back from the changelog), :meth:`process` per batch, then :meth:`committed` once the
     batch's transaction committed (snapshots are published then) or :meth:`assign` again
     after an abort.
+
+    Each stage is a module of its own (routing, join, learning, metrics, snapshot policy,
+    checkpoints, publishing); this class composes them because they share one partition
+    state and one set of caches, and the lane wants one handler.
     """
 
     def __init__(
@@ -81,6 +85,8 @@ class Learner(
         self.counts: Counter[str] = Counter()
         self.force_checkpoint = False
         self.last_checkpoint = clock()
+        # Caches: model -> repartition partition, raw model name -> str, the frozen
+        # champions scored, which versions the learner registered, models that cannot learn.
         self.partition_of: dict[str, int] = {}
         self.model_names: dict[bytes, str] = {}
         self.frozen_models: dict[tuple[str, int], LoadedModel | None] = {}
@@ -88,6 +94,7 @@ class Learner(
         self.unlearnable: set[tuple[str, int]] = set()
         self.join_ttl_ms = int(self.options.join_ttl * 1000)
         self.outcome_wait_ms = int(self.options.outcome_wait * 1000)
+        # Per partition: the routed-at time its oldest waiting entry expires.
         self.expiry: dict[int, int] = {}
 
     # -- assignment and restore -------------------------------------------------------
