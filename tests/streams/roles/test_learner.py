@@ -40,12 +40,9 @@ from streams.roles.learner import (
     LearnerSettings,
     ensure_learner_topics,
 )
-from streams.roles.learner_state import (
-    PrequentialWindow,
-    bundle_items,
-    model_partition,
-    state_from_records,
-)
+from streams.roles.learner.envelope import bundle_items, model_partition
+from streams.roles.learner.prequential_window import PrequentialWindow
+from streams.roles.learner.restore import state_from_records
 
 CODEC = Codec()
 PARTITIONS = 3
@@ -936,7 +933,7 @@ def test_sigkill_mid_stream_then_resume_learns_exactly_what_an_uninterrupted_run
                 worker.wait(10)
     probe.close()
     topic = options.state_topic_for(settings)
-    from streams.roles.learner_state import read_state
+    from streams.roles.learner.restore import read_state
 
     states = read_state(settings, topic, range(PARTITIONS))
     at_kill = sum(line.learned for s in states.values() for line in s.lines.values())
@@ -1027,7 +1024,7 @@ class FakeConsumer:
 
 
 def test_a_batch_is_cut_into_transactions_of_max_batch_items(offline) -> None:
-    from streams.roles.learner_state import pack_bundles
+    from streams.roles.learner.envelope import pack_bundles
 
     settings = offline["settings"]
     lane = LearnerLane(settings, LearnerSettings(), max_batch=8)
@@ -1082,7 +1079,8 @@ def test_a_batch_cut_short_in_the_changelog_is_not_restored() -> None:
     """On the embedded broker a transaction cut short stays readable: its changelog
     entries without their checkpoint must not be restored over the last checkpoint."""
     from monitors.state import encode_snapshot
-    from streams.roles.learner_state import PartitionState, join_key, pack_prediction
+    from streams.roles.learner.envelope import join_key, pack_prediction
+    from streams.roles.learner.partition_state import PartitionState
 
     committed = PartitionState(0)
     committed.offset = 5

@@ -1,0 +1,178 @@
+"""The join of outcomes to their predictions: TTLs, capacities, dead letters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import Message
+
+from streams.kafka.deadletters import dead_letter, encode_dead_letter
+from streams.kafka.lane import Output
+from streams.roles.learner.envelope import (
+    KIND_BUNDLE,
+    KIND_OUTCOME,
+    KIND_PREDICTION,
+    SourceMessage,
+    bundle_items,
+    key_model,
+    routed_at,
+)
+from streams.roles.learner.partition_state import PartitionState
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from schemas.codec import Codec
+    from streams.config import Settings
+    from streams.roles.learner.settings import LearnerSettings
+
+
+class JoinStage:
+    """Folds a partition's routed items in and joins outcomes with their predictions.
+
+    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
+    attributes the handler sets up, which it reads:"""
+
+    settings: Settings
+    options: LearnerSettings
+    codec: Codec
+    worker: str
+    counts: Counter[str]
+    join_ttl_ms: int
+    outcome_wait_ms: int
+    expiry: dict[int, int]
+
+    def ingest(self, state: PartitionState, batch: Sequence[Message]) -> None:
+        """Fold one partition's records in, in offset order (a bundle's items in their
+        order); learn what joins."""
+        state.last_input_wall = time.monotonic()
+        state.dirty = True
+        joined: list[tuple[bytes, bytes, bytes]] = []
+        pending, waiting = state.pending, state.waiting
+        unlogged, delta = state.unlogged, state.delta
+        part = state.partition
+        start = state.offset if state.offset is not None else -1
+        seen = routed_again = 0
+        first_routing = state.first_routing
+        for m in batch:
+            offset = m.offset()
+            if offset < start:
+                seen += 1  # covered by the checkpoint already (fetched before the seek)
+                continue
+            state.offset = offset + 1
+            record = m.value()
+            ts = int.from_bytes(record[1:9], "big")
+            if ts > state.clock:
+                state.clock = ts
+                if ts >= self.expiry.get(part, 1 << 62):
+                    self._expire(state)
+            if record[0] != KIND_BUNDLE:
+                continue  # a tick: it only moved the clock
+            for key, value, source_partition, source_offset in bundle_items(record):
+                if not first_routing(value[0], source_partition, source_offset):
+                    routed_again += 1
+                    continue
+                if value[0] == KIND_OUTCOME:
+                    prediction = pending.pop(key, None)
+                    if prediction is not None:
+                        if key in unlogged:
+                            unlogged.discard(key)
+                            delta.pop(key, None)
+                        else:
+                            delta[key] = None
+                        joined.append((key, prediction, value))
+                        continue
+                    if not waiting:
+                        self.expiry[part] = min(
+                            self.expiry.get(part, 1 << 62), ts + self.outcome_wait_ms
+                        )
+                    state.put(waiting, b"o" + key[1:], value)
+                    state.counts["outcomes_waited"] += 1
+                    if len(waiting) > self.options.outcome_capacity:
+                        self._dead_outcome(state, *waiting.popitem(last=False), "capacity")
+                elif value[0] == KIND_PREDICTION:
+                    if waiting:
+                        wkey = b"o" + key[1:]
+                        early = waiting.pop(wkey, None)
+                        if early is not None:
+                            state.forget(wkey)
+                            joined.append((key, value, early))
+                            continue
+                    if key in pending:
+                        state.counts["duplicate_predictions"] += 1
+                        continue
+                    if not pending:
+                        self.expiry[part] = min(
+                            self.expiry.get(part, 1 << 62), ts + self.join_ttl_ms
+                        )
+                    if key in delta:
+                        state.put(pending, key, value)  # re-added since the last checkpoint
+                    else:
+                        pending[key] = value
+                        delta[key] = value
+                        unlogged.add(key)
+                    if len(pending) > self.options.join_capacity:
+                        old, _ = pending.popitem(last=False)
+                        state.forget(old)
+                        state.counts["predictions_evicted"] += 1
+        if seen:
+            state.counts["skipped_seen"] += seen
+        if routed_again:
+            state.counts["routed_again"] += routed_again
+        if joined:
+            self.learn(state, joined)
+
+    def _expire(self, state: PartitionState) -> None:
+        """Drop predictions older than the TTL; dead-letter outcomes that waited too long."""
+        now = state.clock
+        pending = state.pending
+        while pending:
+            key, value = next(iter(pending.items()))
+            if routed_at(value) + self.join_ttl_ms > now:
+                break
+            pending.popitem(last=False)
+            state.forget(key)
+            state.counts["predictions_expired"] += 1
+        waiting = state.waiting
+        while waiting:
+            key, value = next(iter(waiting.items()))
+            if routed_at(value) + self.outcome_wait_ms > now:
+                break
+            waiting.popitem(last=False)
+            self._dead_outcome(state, key, value, "ttl")
+        self.expiry[state.partition] = state.next_expiry(self.join_ttl_ms, self.outcome_wait_ms)
+
+    def _dead_outcome(self, state: PartitionState, key: bytes, value: bytes, why: str) -> None:
+        state.forget(key)
+        model = key_model(key).decode()
+        rid = key[key.index(b"\0") + 1 :].decode(errors="replace")
+        if why == "ttl":
+            reason = (
+                f"no prediction of model {model!r} for request {rid!r} arrived within "
+                f"{_human(self.options.outcome_wait)} of its outcome (learner join); "
+                "replay it once the prediction exists"
+            )
+        else:
+            reason = (
+                f"the learner holds {self.options.outcome_capacity:,} outcomes waiting for "
+                f"their predictions; the oldest, request {rid!r} of model {model!r}, was let go"
+            )
+        self.send_dead_letter(state, SourceMessage(value), reason, "no_prediction", model)
+
+    def send_dead_letter(
+        self, state: PartitionState, source: Any, reason: str, error_type: str, model: str
+    ) -> None:
+        record = dead_letter(source, "learn", reason, error_type, model, self.worker)
+        value, headers = encode_dead_letter(self.codec, record, self.settings.topic_dlq)
+        state.outputs.append(Output(self.settings.topic_dlq, value, source.key(), headers))
+        state.counts[f"dead_letters.{error_type}"] += 1
+        self.counts["dead_letters"] += 1
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

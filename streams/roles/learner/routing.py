@@ -1,0 +1,159 @@
+"""The routing stage: predictions and outcomes re-keyed by model into the repartition topic."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from confluent_kafka import Message
+
+from schemas.codec import DecodeError
+from streams.kafka.lane import Output
+from streams.roles.learner.envelope import (
+    join_key,
+    model_partition,
+    pack_bundles,
+    pack_outcome,
+    pack_prediction,
+)
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+    from schemas.codec import Codec
+    from streams.models import ModelTable
+
+log = logging.getLogger("lastmile.learner")
+
+
+class RoutingStage:
+    """Routes the inputs of learnable models to their repartition partitions.
+
+    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
+    attributes the handler sets up, which it reads:"""
+
+    table: ModelTable
+    codec: Codec
+    repartition_topic: str
+    partitions: int
+    counts: Counter[str]
+    partition_of: dict[str, int]
+
+    def _partition(self, model: str) -> int:
+        part = self.partition_of.get(model)
+        if part is None:
+            part = self.partition_of[model] = model_partition(model, self.partitions)
+        return part
+
+    def route(
+        self, predictions: Sequence[Message], outcomes: Sequence[Message], now_ms: int
+    ) -> list[Output]:
+        """Predictions and outcomes of learnable models as bundles, one per repartition
+        partition (or a few, when large)."""
+        learnable: dict[str, tuple[bytes, int] | None] = {}
+        route = self._route_of
+        counts = self.counts
+        items: dict[int, list[tuple[bytes, bytes, int, int]]] = {}
+        routed = 0
+        if predictions:
+            records = self.codec.decode_many(
+                [m.value() for m in predictions],
+                [m.headers() for m in predictions],
+                "Prediction",
+            )
+            for m, r in zip(predictions, records, strict=True):
+                if isinstance(r, DecodeError):
+                    self._undecodable(m, r)
+                    continue
+                if r["variant"] == "shadow":
+                    counts["shadow_skipped"] += 1
+                    continue
+                model = r["model"]
+                where = learnable[model] if model in learnable else route(model, learnable)
+                if where is None:
+                    counts["unlearnable"] += 1
+                    continue
+                part = items.get(where[1])
+                if part is None:
+                    part = items[where[1]] = []
+                part.append(
+                    (
+                        where[0] + r["request_id"].encode(),
+                        pack_prediction(now_ms, r["version"], r["event_time"], r["features"]),
+                        m.partition(),
+                        m.offset(),
+                    )
+                )
+                routed += 1
+            counts["routed_predictions"] += routed
+        if outcomes:
+            n = routed
+            headers = [m.headers() for m in outcomes]
+            values = [m.value() for m in outcomes]
+            records = self.codec.decode_many(values, headers, "Outcome")
+            for m, r, h, v in zip(outcomes, records, headers, values, strict=True):
+                if isinstance(r, DecodeError):
+                    self._undecodable(m, r)
+                    continue
+                model = r["model"]
+                where = learnable[model] if model in learnable else route(model, learnable)
+                if where is None:
+                    counts["unlearnable"] += 1
+                    continue
+                ts = m.timestamp()
+                source = (
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    ts[1] if ts[0] else None,
+                    m.key(),
+                    h,
+                    v,
+                )
+                part = items.get(where[1])
+                if part is None:
+                    part = items[where[1]] = []
+                part.append(
+                    (
+                        where[0] + r["request_id"].encode(),
+                        pack_outcome(now_ms, r["label"], r["value"], r["event_time"], source),
+                        source[1],
+                        source[2],
+                    )
+                )
+                routed += 1
+            counts["routed_outcomes"] += routed - n
+        topic = self.repartition_topic
+        return [
+            Output(topic, bundle, None, None, part)
+            for part, batch in items.items()
+            for bundle in pack_bundles(now_ms, batch)
+        ]
+
+    def _route_of(
+        self, model: str, cache: dict[str, tuple[bytes, int] | None]
+    ) -> tuple[bytes, int] | None:
+        """(join key prefix, repartition partition) of a learnable model (a live River
+        champion), None for the others; cached for one batch, as champions change."""
+        state = self.table.get(model)
+        champion = state.champion if state is not None else None
+        info = state.versions.get(champion) if state is not None and champion else None
+        where = None
+        if info and not info.get("retired") and info.get("flavor") == "river":
+            where = (join_key(model, ""), self._partition(model))
+        cache[model] = where
+        return where
+
+    def _undecodable(self, message: Message, error: DecodeError) -> None:
+        # The monitor, which reads the same topics, dead-letters undecodable input; a
+        # second dead letter for one message would be replayed twice.
+        self.counts["undecodable"] += 1
+        if self.counts["undecodable"] <= 10:
+            log.warning(
+                "learner: skipping undecodable %s/%s@%s: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                error.reason,
+            )

@@ -1,0 +1,99 @@
+"""When the learner takes a snapshot, and what it decides for it (policy auto, challenger,
+manual)."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from streams.roles.learner.model_line import ModelLine
+from streams.roles.learner.partition_state import PartitionState
+
+if TYPE_CHECKING:
+    from collections import Counter
+    from collections.abc import Callable
+
+    from streams.roles.learner.partition_state import PartitionState
+    from streams.roles.learner.settings import LearnerSettings
+
+#: Metric that decides ``auto`` promotions, and whether higher is better.
+PRIMARY = {"classification": ("accuracy", True), "regression": ("mae", False)}
+
+
+class SnapshotPolicy:
+    """Takes snapshots by count or interval and decides their promotion.
+
+    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
+    attributes the handler sets up, which it reads:"""
+
+    options: LearnerSettings
+    clock: Callable[[], float]
+    states: dict[int, PartitionState]
+    counts: Counter[str]
+    force_checkpoint: bool
+
+    def take_snapshot(self, state: PartitionState, line: ModelLine, why: str) -> None:
+        """Put the online model, as it is now, in the outbox: it is registered once the
+        checkpoint holding it commits."""
+        online = line.perf.get()
+        frozen = line.perf_frozen.get() if line.perf_frozen is not None else {}
+        metrics: dict[str, Any] = {k: round(v, 6) for k, v in online.items()}
+        metrics.update({f"champion_{k}": round(v, 6) for k, v in frozen.items()})
+        metrics.update(learned=line.learned, window=line.perf.window_n)
+        if line.champion is not None:
+            metrics["champion_version"] = line.champion
+        decision = None
+        if self.options.policy == "auto":
+            decision = "champion" if self._beats_champion(line, online, frozen) else None
+        elif self.options.policy == "challenger":
+            decision = "challenger"
+        state.outbox.append(
+            {
+                "model": line.model,
+                "line_id": line.line_id,
+                "origin": line.origin,
+                "parent": line.head,
+                "learned": line.learned,
+                "blob": pickle.dumps(line.online, protocol=pickle.HIGHEST_PROTOCOL),
+                "metrics": metrics,
+                "rows": list(line.reference),
+                "meta": dict(line.meta),
+                "decision": decision,
+                "why": why,
+                "checkpointed": False,
+            }
+        )
+        line.since_snapshot = 0
+        line.snapshot_wall = self.clock()
+        self.force_checkpoint = True
+        self.counts["snapshots"] += 1
+
+    def _beats_champion(
+        self, line: ModelLine, online: Mapping[str, float], frozen: Mapping[str, float]
+    ) -> bool:
+        name, higher = PRIMARY[line.task]
+        tracker = line.perf_frozen
+        if tracker is None or tracker.window_n < line.window or name not in frozen:
+            return False  # not a whole window of the champion's yet: no comparison
+        if name not in online:
+            return False
+        gain = online[name] - frozen[name] if higher else frozen[name] - online[name]
+        return gain > self.options.promote_margin
+
+    def time_triggers(self, now: float) -> None:
+        o = self.options
+        for state in self.states.values():
+            for line in state.lines.values():
+                if (
+                    o.snapshot_interval
+                    and line.since_snapshot
+                    and now - line.snapshot_wall >= o.snapshot_interval
+                ):
+                    self.take_snapshot(state, line, "interval")
+                if (
+                    o.metrics_interval
+                    and line.since_metrics
+                    and now - line.metrics_wall >= o.metrics_interval
+                ):
+                    self.emit_metrics(state, line)
