@@ -13,6 +13,7 @@ import datetime as dt
 import doctest
 import importlib.util
 import json
+import pkgutil
 import re
 import sys
 import uuid
@@ -592,8 +593,15 @@ def test_dashboard_command_binds_loopback_headless_without_telemetry(
 )
 def test_doctests(module: str) -> None:
     imported = importlib.import_module(module)
-    result = doctest.testmod(imported, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
+    # testmod finds a module's own docstrings only: a package's live in its modules.
+    modules = [imported]
+    if hasattr(imported, "__path__"):
+        prefix = f"{module}."
+        found = pkgutil.iter_modules(imported.__path__, prefix)
+        modules += [importlib.import_module(info.name) for info in found]
+    for each in modules:
+        result = doctest.testmod(each, optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, each.__name__
 
 
 @pytest.fixture(autouse=True)
