@@ -32,6 +32,8 @@ True
 from __future__ import annotations
 
 import collections
+import importlib
+import io
 import pickle
 import struct
 from collections.abc import Iterable, Mapping
@@ -49,12 +51,47 @@ __all__ = [
     "chunk_header",
     "decode_snapshot",
     "encode_snapshot",
+    "register_moved_module",
 ]
 
 #: Bytes of payload per chunk: half of Kafka's default message.max.bytes (1 MB).
 CHUNK_SIZE = 512 * 1024
 _MAGIC = b"LMS1"
 _HEADER = struct.Struct(">4sQII")
+
+# Pickle names each class by its module, so a snapshot written before a module moved
+# names a module that is gone. Whoever moved it says where its classes went, and a restore
+# after an upgrade finds them there instead of failing (and starting the state over).
+_MOVED_MODULES: dict[str, tuple[str, ...]] = {}
+
+
+def register_moved_module(old: str, *new: str) -> None:
+    """Classes pickled from module `old` are now in one of the modules `new` (tried in order).
+
+    >>> import types, sys
+    >>> register_moved_module("monitors.old_counter", "monitors.state")
+    >>> fake = types.ModuleType("monitors.old_counter")
+    >>> class RateCounter(RateCounter):  # stands in for the class as it was pickled
+    ...     pass
+    >>> RateCounter.__module__ = fake.__name__
+    >>> RateCounter.__qualname__ = "RateCounter"
+    >>> fake.RateCounter = RateCounter
+    >>> sys.modules[fake.__name__] = fake
+    >>> chunks = encode_snapshot({"rate": RateCounter()}, snapshot_id=1)
+    >>> del sys.modules[fake.__name__]
+    >>> type(decode_snapshot(chunks)[1]["rate"]).__module__
+    'monitors.state'
+    """
+    _MOVED_MODULES[old] = tuple(new)
+
+
+class _RenamingUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        for candidate in _MOVED_MODULES.get(module, ()):
+            found = getattr(importlib.import_module(candidate), name, None)
+            if found is not None:
+                return found
+        return super().find_class(module, name)
 
 
 class SnapshotError(ValueError):
@@ -286,9 +323,8 @@ class SnapshotReader:
 def _assemble(chunks: list[bytes]) -> tuple[int, dict[str, Any]]:
     sid = chunk_header(chunks[0])[0]
     try:
-        state = pickle.loads(
-            zstandard.ZstdDecompressor().decompress(b"".join(c[_HEADER.size :] for c in chunks))
-        )
+        raw = zstandard.ZstdDecompressor().decompress(b"".join(c[_HEADER.size :] for c in chunks))
+        state = _RenamingUnpickler(io.BytesIO(raw)).load()
     except Exception as err:  # a corrupt snapshot can raise anything pickle or zstd raise
         raise SnapshotError(f"snapshot {sid} cannot be read: {err}") from err
     if not isinstance(state, dict):

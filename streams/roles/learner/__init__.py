@@ -110,11 +110,21 @@ to ``monitor.metrics`` every ``metrics_every`` outcomes or ``metrics_interval``:
 with the champion's, plus ``learned`` (outcomes since the last report).
 """
 
+from monitors.state import register_moved_module
 from streams.roles.learner.handler import Learner
 from streams.roles.learner.lane import LearnerLane, learner_lane
 from streams.roles.learner.prequential_metrics import SEGMENT_FROZEN, SEGMENT_ONLINE
 from streams.roles.learner.settings import POLICIES, LearnerSettings
 from streams.roles.learner.topics import LearnerError, ensure_learner_topics
+
+# Checkpoints written before the learner became this package name its state classes by
+# their old modules (pickle): they restore from here after an upgrade.
+register_moved_module(
+    "streams.learner_state",
+    "streams.roles.learner.model_line",
+    "streams.roles.learner.prequential_window",
+    "streams.roles.learner.partition_state",
+)
 
 __all__ = [
     "POLICIES",

