@@ -26,12 +26,27 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from streams.errors import StreamsError
+
 ENV_PREFIX = "LASTMILE_"
 SECRET_MARK = "password"
 
 
-class ConfigError(ValueError):
-    """A setting has a value lastmile cannot use; the message names the setting and its source."""
+class ConfigError(StreamsError, ValueError):
+    """A setting has a value lastmile cannot use; the message names the setting and its source.
+
+    `key` is the setting (or variable, or file) at fault and `value` the raw value, when known.
+
+    >>> err = ConfigError("setting kafka_port from $LASTMILE_KAFKA_PORT: 'x' is not valid",
+    ...                   key="kafka_port", value="x")
+    >>> err.key, err.value, isinstance(err, ValueError)
+    ('kafka_port', 'x', True)
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.key = key
+        self.value = value
 
 
 def _field(default: Any, doc: str, secret: bool = False) -> Any:
@@ -228,8 +243,9 @@ class Settings:
             why = FIXED_CLIENT_SETTINGS.get(key)
             if why is not None:
                 raise ConfigError(
-                    f"setting kafka_client: {key!r} is set by lastmile itself ({why}); "
-                    "remove it"
+                    f"setting kafka_client: {key!r} is set by lastmile itself ({why}); remove it",
+                    key="kafka_client",
+                    value=key,
                 )
 
     # -- derived values ---------------------------------------------------------------
@@ -348,7 +364,9 @@ class Settings:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"clickhouse_url {mask_url(url)!r} is not an http(s)://host[:port][/database] URL"
+                f"clickhouse_url {mask_url(url)!r} is not an http(s)://host[:port][/database] URL",
+                key="clickhouse_url",
+                value=mask_url(url),
             )
         database = self.clickhouse_database or parts.path.strip("/") or "lastmile"
         return {
@@ -459,7 +477,9 @@ def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
         text = str(raw)
         return text if text or not annotation.endswith("None") else None
     except (ValueError, TypeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"setting {name} from {source}: {raw!r} is not valid ({err})") from None
+        raise ConfigError(
+            f"setting {name} from {source}: {raw!r} is not valid ({err})", key=name, value=raw
+        ) from None
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Settings)}
@@ -501,15 +521,19 @@ def load_settings_with_sources(
             try:
                 table = tomllib.loads(path.read_text())
             except (OSError, tomllib.TOMLDecodeError) as err:
-                raise ConfigError(f"cannot read {path}: {err}") from None
+                raise ConfigError(f"cannot read {path}: {err}", key=str(path)) from None
             table = table.get("lastmile", table)
             for key, raw in table.items():
                 if key not in FIELDS:
-                    raise ConfigError(f"{path}: unknown setting {key!r}")
+                    raise ConfigError(f"{path}: unknown setting {key!r}", key=key, value=raw)
                 values[key] = _convert(FIELDS[key], raw, str(path))
                 sources[key] = str(path)
         elif required:
-            raise ConfigError(f"LASTMILE_CONFIG points at {path}, which does not exist")
+            raise ConfigError(
+                f"LASTMILE_CONFIG points at {path}, which does not exist",
+                key="LASTMILE_CONFIG",
+                value=str(path),
+            )
 
     for name, field in FIELDS.items():
         key = f"{ENV_PREFIX}{name.upper()}"
@@ -519,7 +543,7 @@ def load_settings_with_sources(
 
     for name, raw in overrides.items():
         if name not in FIELDS:
-            raise ConfigError(f"unknown setting {name!r}")
+            raise ConfigError(f"unknown setting {name!r}", key=name, value=raw)
         values[name] = raw
         sources[name] = "argument"
     return Settings(**values), sources
