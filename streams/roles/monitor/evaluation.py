@@ -19,11 +19,16 @@ __all__ = ["WindowEmission"]
 
 class WindowEmission:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: evaluates closed windows
-    and encodes what goes out (the rule engine turns metrics into alerts in between)."""
+    and encodes what goes out (the rule engine turns metrics into alerts in between).
+
+    A mixin: ``settings``, ``codec``, ``performance``, ``counts`` and :meth:`context`
+    are the monitor's."""
 
     def evaluate_windows(
         self, closed: Sequence[ClosedWindow[PredictionSketch]]
     ) -> list[MetricValue]:
+        """The metrics of closed windows, each window span followed by the rolling
+        performance up to its end."""
         out: list[MetricValue] = []
         last: tuple[float, float] | None = None
         for c in closed:
@@ -50,6 +55,7 @@ class WindowEmission:
     def encode_outputs(
         self, metrics: Sequence[MetricValue], alerts: Sequence[AlertEvent], now_ms: int
     ) -> list[Output]:
+        """Metrics and alerts as records for their topics, keyed by model."""
         s = self.settings
         out: list[Output] = []
         if metrics:

@@ -20,7 +20,10 @@ __all__ = ["OutcomeJoin"]
 
 class OutcomeJoin:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: joins a batch's outcomes
-    (the join buffer and performance trackers are the monitor's state)."""
+    (the join buffer and performance trackers are the monitor's state).
+
+    A mixin: ``options``, ``join``, ``join_models``, ``performance``, ``banks``,
+    ``counts``, ``detections``, ``joined_now`` and :meth:`context` are the monitor's."""
 
     def join_outcomes(self, decoded: Sequence[tuple[Message, dict[str, Any]]]) -> None:
         """Join outcomes to their predictions (or hold them until the prediction comes)."""

@@ -26,11 +26,17 @@ MISSING_SEGMENT = "__missing__"
 
 class PredictionFolding:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: how a batch's
-    predictions enter the windows (it uses the monitor's options, state and contexts)."""
+    predictions enter the windows (it uses the monitor's options, state and contexts).
+
+    A mixin: ``options``, ``window``, ``banks``, ``join``, ``join_models``,
+    ``segment_values``, ``partition_max``, ``lagging``, ``counts``, ``detections``,
+    ``joined_now`` and :meth:`context` are the monitor's."""
 
     def fold_predictions(
         self, decoded: Sequence[tuple[Message, dict[str, Any]]]
     ) -> list[ClosedWindow[PredictionSketch]]:
+        """Fold decoded predictions into the window (per version and per segment), feed
+        the score detector, and return the windows the watermark closes."""
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for _m, r in decoded:
             groups[(r["model"], str(r["version"]))].append(r)

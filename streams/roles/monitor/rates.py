@@ -24,7 +24,8 @@ ALL_MODELS = "*"
 
 class DeadLetterRate:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: the rows of the
-    dead-letter rate window, and the metrics of its closed windows."""
+    dead-letter rate window, and the metrics of its closed windows (a mixin: ``counts``
+    is the monitor's)."""
 
     def rate_items(
         self,
@@ -62,6 +63,7 @@ class DeadLetterRate:
         return items
 
     def evaluate_rates(self, closed: Sequence[ClosedWindow[RateCounter]]) -> list[MetricValue]:
+        """The dead-letter rate and count of each closed window."""
         out = []
         for c in closed:
             state = c.state

@@ -40,7 +40,11 @@ STATE_FORMAT = 1
 
 class MonitorState:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: everything it has
-    accumulated, the snapshots of it, and the transaction hooks the lane calls."""
+    accumulated, the snapshots of it, and the transaction hooks the lane calls.
+
+    A mixin: ``options``, ``rule_list``, ``notifier``, ``state_topic``, ``counts`` and
+    :meth:`sketch_for` are the monitor's; the rest it sets in :meth:`reset_state` and
+    :meth:`init_snapshots`."""
 
     def init_snapshots(self) -> None:
         """No snapshot yet: the bookkeeping of committed and pending snapshots."""
@@ -202,6 +206,8 @@ class MonitorState:
     # -- contexts ---------------------------------------------------------------------
 
     def snapshot_outputs(self, due: bool) -> list[Output]:
+        """The snapshot's chunks for the state topic when `due` (the batch emits), forced
+        or the interval is over; tombstones for the slots a bigger one used."""
         now = time.monotonic()
         interval_over = now - self._last_snapshot >= self.options.snapshot_interval
         if not (due or self.force_snapshot or interval_over):
