@@ -418,17 +418,6 @@ def settings_from_context(ctx: Any) -> Settings:
     return settings
 
 
-def prefixed_env(settings: Settings, prefix: str) -> dict[str, str]:
-    """The settings named ``<prefix>_*`` as ``LASTMILE_<PREFIX>_*`` variables: for a role
-    whose options class parses variables, so a value from lastmile.toml reaches it too."""
-    env = {}
-    for name in FIELDS:
-        value = getattr(settings, name)
-        if name.startswith(f"{prefix}_") and value is not None:
-            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-    return env
-
-
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***``."""
     parts = urlsplit(url)

@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from monitors.rules import parse_duration
-from streams.config import Settings
+from streams.config import ConfigError, Settings, load_settings
 
 POLICIES = ("auto", "challenger", "manual")
 ENV_PREFIX = "LASTMILE_LEARNER_"
+#: The learner's fields of :class:`~streams.config.Settings` are named ``learner_<field>``.
+SETTING_PREFIX = "learner_"
 
 
 def _derive(name: str, what: str) -> str:
@@ -104,38 +106,39 @@ class LearnerSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LearnerSettings:
-        """Settings from the environment (or `env`); unset variables keep their defaults."""
+        """Settings from the environment (or `env`); unset or empty variables keep their
+        defaults. The variables are parsed by :func:`streams.config.load_settings`, the one
+        parser of settings, then read as :meth:`from_settings` reads them."""
         env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        names = cls.variables()
-        for f in dataclasses.fields(cls):
-            var = names[f.name]
-            raw = (env.get(var) or "").strip()
-            if not raw:
-                continue  # unset or empty: the default
-            kind = f.type
-            try:
-                if kind in ("float", float):
-                    values[f.name] = parse_duration(raw)
-                elif kind in ("int", int):
-                    values[f.name] = int(raw)
-                elif kind in ("bool", bool):
-                    low = raw.lower()
-                    if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                        raise ValueError(f"{raw!r} is not true or false")
-                    values[f.name] = low in ("1", "true", "yes", "on")
-                else:
-                    values[f.name] = raw
-            except ValueError as err:
-                raise ValueError(f"{var}: {err}") from None
-        return cls(**values)
+        mine = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and v.strip()}
+        return cls.from_settings(load_settings(env=mine, toml_path=None))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LearnerSettings:
-        """The ``learner_*`` fields of the settings (env, lastmile.toml or defaults)."""
-        from streams.config import prefixed_env
+        """The ``learner_*`` fields of the parsed settings (env, lastmile.toml or defaults):
+        typed already, only durations (``30s``, ``7d``) are turned into seconds here.
 
-        return cls.from_env(prefixed_env(settings, "learner"))
+        >>> s = LearnerSettings.from_settings(load_settings(env={}, toml_path=None))
+        >>> s == LearnerSettings()
+        True
+        """
+        values: dict[str, Any] = {}
+        names = cls.variables()
+        for f in dataclasses.fields(cls):
+            key = SETTING_PREFIX + ("group" if f.name == "group_id" else f.name)
+            raw = getattr(settings, key)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue  # unset or empty: the default
+            if f.type in ("float", float):
+                try:
+                    values[f.name] = parse_duration(raw)
+                except ValueError as err:
+                    raise ConfigError(f"{names[f.name]}: {err}", key=key, value=raw) from None
+            elif isinstance(raw, str):
+                values[f.name] = raw.strip()
+            else:
+                values[f.name] = raw
+        return cls(**values)
 
     def repartition_topic_for(self, settings: Settings) -> str:
         """The repartition topic: configured, or ``topic_outcomes`` with "outcomes" ->

@@ -11,9 +11,34 @@ from typing import Any
 from monitors.detectors import DETECTORS
 from monitors.notify import LogSink, Sink, SlackSink, WebhookSink
 from monitors.rules import parse_duration
-from streams.config import Settings
+from streams.config import ConfigError, Settings, load_settings
 
 __all__ = ["MonitorSettings", "csv_list"]
+
+ENV_PREFIX = "LASTMILE_MONITOR_"
+#: The monitor's fields of :class:`~streams.config.Settings` are named ``monitor_<...>``.
+SETTING_PREFIX = "monitor_"
+#: Settings field -> :class:`MonitorSettings` field, by how the value is read.
+DURATIONS = {
+    "monitor_window": "window",
+    "monitor_step": "step",
+    "monitor_allowed_lateness": "allowed_lateness",
+    "monitor_snapshot_interval": "snapshot_interval",
+}
+LISTS = {
+    "monitor_webhooks": "webhooks",
+    "monitor_slack_webhooks": "slack_webhooks",
+    "monitor_segments": "segments",
+    "monitor_detectors": "detectors",
+}
+SCALARS = {
+    "monitor_max_segment_values": "max_segment_values",
+    "monitor_join_capacity": "join_capacity",
+    "monitor_performance_window": "performance_window",
+    "monitor_rules": "rules_path",
+    "monitor_state_topic": "state_topic",
+    "monitor_group": "group_id",
+}
 
 
 def csv_list(text: str | None) -> tuple[str, ...]:
@@ -88,61 +113,45 @@ class MonitorSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MonitorSettings:
-        """Settings from the environment (or `env`); unset variables keep their defaults."""
+        """Settings from the environment (or `env`); unset variables keep their defaults,
+        empty ones too except the lists (an empty list is a choice). The variables are
+        parsed by :func:`streams.config.load_settings`, the one parser of settings, then
+        read as :meth:`from_settings` reads them."""
         env = os.environ if env is None else env
-        prefix = "LASTMILE_MONITOR_"
-        values: dict[str, Any] = {}
-
-        def get(name: str) -> str | None:
-            raw = env.get(prefix + name)
-            return raw if raw is not None and raw.strip() != "" else None
-
-        durations = {
-            "WINDOW": "window",
-            "STEP": "step",
-            "ALLOWED_LATENESS": "allowed_lateness",
-            "SNAPSHOT_INTERVAL": "snapshot_interval",
+        lists = {ENV_PREFIX + setting[len(SETTING_PREFIX) :].upper() for setting in LISTS}
+        mine = {
+            k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and (v.strip() or k in lists)
         }
-        for var, name in durations.items():
-            if (raw := get(var)) is not None:
-                try:
-                    values[name] = parse_duration(raw)
-                except ValueError as err:
-                    raise ValueError(f"{prefix}{var}: {err}") from None
-        ints = {
-            "MAX_SEGMENT_VALUES": "max_segment_values",
-            "JOIN_CAPACITY": "join_capacity",
-            "PERFORMANCE_WINDOW": "performance_window",
-        }
-        for var, name in ints.items():
-            if (raw := get(var)) is not None:
-                try:
-                    values[name] = int(raw)
-                except ValueError:
-                    raise ValueError(f"{prefix}{var}: {raw!r} is not a whole number") from None
-        lists = {
-            "WEBHOOKS": "webhooks",
-            "SLACK_WEBHOOKS": "slack_webhooks",
-            "SEGMENTS": "segments",
-            "DETECTORS": "detectors",
-        }
-        for var, name in lists.items():
-            raw = env.get(prefix + var)
-            if raw is not None:
-                values[name] = csv_list(raw)
-        for var, name in (("RULES", "rules_path"), ("STATE_TOPIC", "state_topic")):
-            if (raw := get(var)) is not None:
-                values[name] = raw.strip()
-        if (raw := get("GROUP")) is not None:
-            values["group_id"] = raw.strip()
-        return cls(**values)
+        return cls.from_settings(load_settings(env=mine, toml_path=None))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MonitorSettings:
-        """The ``monitor_*`` fields of the settings (env, lastmile.toml or defaults)."""
-        from streams.config import prefixed_env
+        """The ``monitor_*`` fields of the parsed settings (env, lastmile.toml or defaults):
+        typed already, only durations become seconds and lists are split at commas here.
 
-        return cls.from_env(prefixed_env(settings, "monitor"))
+        >>> s = MonitorSettings.from_settings(load_settings(env={}, toml_path=None))
+        >>> s == MonitorSettings()
+        True
+        """
+        values: dict[str, Any] = {}
+        for key, name in DURATIONS.items():
+            raw = getattr(settings, key)
+            if raw is not None and str(raw).strip() != "":
+                var = ENV_PREFIX + key[len(SETTING_PREFIX) :].upper()
+                try:
+                    values[name] = parse_duration(raw)
+                except ValueError as err:
+                    raise ConfigError(f"{var}: {err}", key=key, value=raw) from None
+        for key, name in LISTS.items():
+            raw = getattr(settings, key)
+            if raw is not None:
+                values[name] = csv_list(raw)
+        for key, name in SCALARS.items():
+            raw = getattr(settings, key)
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue  # unset or empty: the default
+            values[name] = raw.strip() if isinstance(raw, str) else raw
+        return cls(**values)
 
     def state_topic_for(self, settings: Settings) -> str:
         """The state topic: configured, or ``topic_metrics`` with "metrics" -> "state"."""
