@@ -114,6 +114,9 @@ import orjson
 from fastavro.schema import fingerprint as _fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
 
+from schemas.errors import DecodeError, EncodeError, SchemaRegistryUnavailable, shorten
+from schemas.times import now_millis, to_millis
+
 __all__ = [
     "Codec",
     "DecodeError",
@@ -176,51 +179,9 @@ HEADER_SCHEMA = "lastmile.schema"
 HEADER_FINGERPRINT = "lastmile.fingerprint"
 MAGIC_BYTE = 0
 
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 _TIME_LOGICAL = {"timestamp-millis", "local-timestamp-millis"}
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class DecodeError(ValueError):
-    """A message lastmile cannot read, and why.
-
-    ``reason`` is a sentence for people; ``stage`` is ``"decode"`` (the bytes
-    cannot be read) or ``"validate"`` (they can, but break the schema's rules);
-    ``error_type`` is ``"undecodable"`` or ``"schema_violation"``, for dead letters.
-
-    >>> err = DecodeError("empty message", stage="decode")
-    >>> (str(err), err.stage, err.error_type)
-    ('empty message', 'decode', 'undecodable')
-    """
-
-    def __init__(self, reason: str, stage: str = "decode", schema: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.stage = stage
-        self.schema = schema
-
-    @property
-    def error_type(self) -> str:
-        return "schema_violation" if self.stage == "validate" else "undecodable"
-
-    def __reduce__(self) -> tuple:
-        return (DecodeError, (self.reason, self.stage, self.schema))
-
-
-class EncodeError(ValueError):
-    """A record that does not fit its schema; the message names the field and the problem."""
-
-
-class SchemaRegistryUnavailable(RuntimeError):
-    """The schema registry could not be asked (down, unreachable, refused): retry later.
-
-    Not a :class:`DecodeError`: the message is probably fine, so it must not be
-    dead-lettered.
-    """
 
 
 class _Bail(Exception):
@@ -236,53 +197,6 @@ class _Invalid(Exception):
 
 class _Unsupported(Exception):
     """Internal: a schema the code generator does not compile (fastavro handles it)."""
-
-
-# --------------------------------------------------------------------------- time
-
-
-def now_millis() -> int:
-    """Now, in milliseconds since the Unix epoch."""
-    return time.time_ns() // 1_000_000
-
-
-def to_millis(value: int | _dt.datetime | str) -> int:
-    """Epoch milliseconds from an int (returned as is), a datetime (naive = UTC) or an
-    ISO-8601 string with a time zone.
-
-    >>> to_millis("1970-01-01T00:00:01Z"), to_millis(_dt.datetime(1970, 1, 1, 0, 0, 2))
-    (1000, 2000)
-    """
-    if isinstance(value, bool):
-        raise TypeError(
-            "a time is epoch milliseconds, a datetime or an ISO-8601 string, not a bool"
-        )
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        value = _parse_iso(value)
-    if isinstance(value, _dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=_dt.UTC)
-        delta = value - _EPOCH
-        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    raise TypeError(f"cannot turn {type(value).__name__} into epoch milliseconds")
-
-
-def _parse_iso(text: str) -> _dt.datetime:
-    try:
-        parsed = _dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{_shorten(text)!r} is not an ISO-8601 time") from None
-    if parsed.tzinfo is None:
-        raise ValueError(
-            f"{_shorten(text)!r} has no time zone: add 'Z' for UTC or an offset such as +02:00"
-        )
-    return parsed
-
-
-def _shorten(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- schemas
@@ -505,14 +419,14 @@ def _describe(value: Any) -> str:
     if isinstance(value, (int, float)):
         return f"the number {value!r}"
     if isinstance(value, str):
-        return f"the string {_shorten(value, 40)!r}"
+        return f"the string {shorten(value, 40)!r}"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"{len(value)} bytes"
     if isinstance(value, Mapping):
         return (
             "an object"
             if not value
-            else f"an object with keys {_shorten(', '.join(map(str, value)), 40)}"
+            else f"an object with keys {shorten(', '.join(map(str, value)), 40)}"
         )
     if isinstance(value, (list, tuple)):
         return f"a list of {len(value)}"
@@ -1937,7 +1851,7 @@ class _Current:
         except Exception as err:  # fastavro raises many kinds on garbage
             raise DecodeError(
                 f"corrupt Avro: the bytes are not a {what} ({type(err).__name__}: "
-                f"{_shorten(str(err), 120)})",
+                f"{shorten(str(err), 120)})",
                 schema=self.name,
             ) from None
         left = len(value) - bio.tell()
@@ -1992,7 +1906,7 @@ class Codec:
     >>> codec.decode(value, headers, "Prediction")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    schemas.codec.DecodeError: the message was written with schema lastmile.v1.ScoringRequest, ...
+    schemas.errors.DecodeError: the message was written with schema lastmile.v1.ScoringRequest, ...
     >>> json_bad = b'{"request_id": "r2", "model": 1, "features": {}, "event_time": 0}'
     >>> bad = codec.decode_many([value, b"", json_bad], [headers, None, None], "ScoringRequest")
     >>> [type(r).__name__ for r in bad]
