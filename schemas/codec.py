@@ -105,15 +105,35 @@ import re
 import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import fastavro
 import orjson
-from fastavro.schema import fingerprint as _fastavro_fingerprint
-from fastavro.schema import to_parsing_canonical_form
 
+from schemas.catalog import (
+    FINITE_SCHEMAS,
+    HEADER_FINGERPRINT,
+    HEADER_SCHEMA,
+    HISTORY_DIR,
+    INT_MAX,
+    INT_MIN,
+    JSON_SCHEMAS,
+    LONG_MAX,
+    LONG_MIN,
+    MAGIC_BYTE,
+    MAX_MESSAGE_BYTES,
+    SCHEMA_DIR,
+    SCHEMA_NAMES,
+    TIME_LOGICAL,
+    TOPIC_SCHEMAS,
+    SchemaInfo,
+    SchemaSet,
+    UnsupportedSchema,
+    base_type,
+    load_schema_file,
+    schema_fingerprint,
+    schema_for_topic,
+)
 from schemas.errors import DecodeError, EncodeError, SchemaRegistryUnavailable, shorten
 from schemas.times import now_millis, to_millis
 
@@ -140,49 +160,6 @@ __all__ = [
     "to_millis",
 ]
 
-SCHEMA_DIR = Path(__file__).resolve().parent
-HISTORY_DIR = SCHEMA_DIR / "history"
-NAMESPACE = "lastmile.v1"
-
-#: Record names of lastmile's schemas, one ``<Name>.avsc`` each in ``schemas/``.
-SCHEMA_NAMES = (
-    "ScoringRequest",
-    "Prediction",
-    "Outcome",
-    "ModelEvent",
-    "MonitorMetric",
-    "Alert",
-    "DeadLetter",
-)
-
-#: Topic role (as in ``Settings.topics``) -> the schema of its values.
-TOPIC_SCHEMAS: dict[str, str] = {
-    "requests": "ScoringRequest",
-    "predictions": "Prediction",
-    "outcomes": "Outcome",
-    "model_events": "ModelEvent",
-    "metrics": "MonitorMetric",
-    "alerts": "Alert",
-    "dlq": "DeadLetter",
-}
-
-#: Schemas whose topics accept plain JSON objects too (input from outside).
-JSON_SCHEMAS = frozenset({"ScoringRequest", "Outcome"})
-
-#: Schemas in which every double must be finite (no NaN, no infinity).
-FINITE_SCHEMAS = frozenset({"ScoringRequest", "Outcome"})
-
-#: Largest value decode accepts, in bytes (Kafka's default message.max.bytes).
-MAX_MESSAGE_BYTES = 1_048_576
-
-HEADER_SCHEMA = "lastmile.schema"
-HEADER_FINGERPRINT = "lastmile.fingerprint"
-MAGIC_BYTE = 0
-
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
-_TIME_LOGICAL = {"timestamp-millis", "local-timestamp-millis"}
-
 
 class _Bail(Exception):
     """Internal: the fast path met something it does not handle; take the slow path."""
@@ -193,216 +170,6 @@ class _Invalid(Exception):
         super().__init__(f"{path} {problem}" if path else problem)
         self.path = path
         self.problem = problem
-
-
-class _Unsupported(Exception):
-    """Internal: a schema the code generator does not compile (fastavro handles it)."""
-
-
-# --------------------------------------------------------------------------- schemas
-
-
-def load_schema_file(path: str | Path) -> dict:
-    """The JSON of one ``.avsc`` file, checked by fastavro's parser."""
-    path = Path(path)
-    raw = json.loads(path.read_text())
-    fastavro.parse_schema(copy.deepcopy(raw), _write_hint=False)
-    return raw
-
-
-def canonical_form(schema: Mapping | str | list) -> str:
-    """Avro's parsing canonical form of a schema (docs, defaults, logical types dropped)."""
-    return to_parsing_canonical_form(schema)
-
-
-def schema_fingerprint(schema: Mapping | str | list) -> str:
-    """CRC-64-AVRO (Rabin) fingerprint of the parsing canonical form, 16 hex digits."""
-    return _fastavro_fingerprint(canonical_form(schema), "CRC-64-AVRO")
-
-
-def _strip_logical(schema: Any) -> Any:
-    """A copy of a raw schema without logical types: their values read as the base type."""
-    if isinstance(schema, list):
-        return [_strip_logical(s) for s in schema]
-    if isinstance(schema, dict):
-        out = {}
-        for key, value in schema.items():
-            if key == "logicalType":
-                continue
-            if key in ("type", "items", "values"):
-                value = _strip_logical(value)
-            elif key == "fields":
-                value = [{**f, "type": _strip_logical(f["type"])} for f in value]
-            out[key] = value
-        if set(out) == {"type"} and isinstance(out["type"], str):
-            return out["type"]
-        return out
-    return schema
-
-
-def _expand(parsed: Any, named: Mapping[str, Any], stack: tuple = ()) -> Any:
-    """Replace named-type references of a fastavro-parsed schema by their definitions."""
-    if isinstance(parsed, str):
-        if parsed in named:
-            if parsed in stack:
-                raise _Unsupported(f"recursive type {parsed}")
-            return _expand(named[parsed], named, stack + (parsed,))
-        return parsed
-    if isinstance(parsed, list):
-        return [_expand(s, named, stack) for s in parsed]
-    kind = parsed.get("type")
-    out = {k: v for k, v in parsed.items() if not k.startswith("__")}
-    if kind == "record" or kind == "error":
-        stack = stack + (parsed["name"],)
-        out["fields"] = [{**f, "type": _expand(f["type"], named, stack)} for f in parsed["fields"]]
-    elif kind == "array":
-        out["items"] = _expand(parsed["items"], named, stack)
-    elif kind == "map":
-        out["values"] = _expand(parsed["values"], named, stack)
-    elif isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind in named):
-        out["type"] = _expand(kind, named, stack)
-    return out
-
-
-def _parse(raw: Any) -> tuple[dict, dict]:
-    """(fastavro-parsed schema, the same expanded into a tree without references)."""
-    parsed = fastavro.parse_schema(copy.deepcopy(raw))
-    named = parsed.get("__named_schemas", {}) if isinstance(parsed, dict) else {}
-    return parsed, _expand(parsed, named)
-
-
-def _base(node: Any) -> tuple[Any, str | None]:
-    """(type, logicalType) of an expanded schema node; primitives come back as strings."""
-    if isinstance(node, dict):
-        kind = node["type"]
-        if isinstance(kind, str) and kind not in (
-            "record",
-            "error",
-            "enum",
-            "fixed",
-            "array",
-            "map",
-        ):
-            return kind, node.get("logicalType")
-        if isinstance(kind, (dict, list)):
-            inner, logical = _base(kind)
-            return inner, node.get("logicalType") or logical
-    return node, None
-
-
-@dataclass
-class SchemaInfo:
-    """One version of one schema: its JSON, parsed forms and identity.
-
-    ``name`` is the record name (``"ScoringRequest"``), ``full_name`` the namespaced
-    one, ``fingerprint`` 16 hex digits, ``version`` the number N of
-    ``schemas/history/<Name>.vN.avsc`` recording it (None: not recorded yet).
-    """
-
-    name: str
-    full_name: str
-    raw: dict
-    fingerprint: str
-    version: int | None = None
-    path: Path | None = None
-    parsed: dict = field(repr=False, default_factory=dict)
-    plain: dict = field(repr=False, default_factory=dict)  # parsed, logical types stripped
-    tree: Any = field(repr=False, default=None)  # expanded, logical types kept
-
-    @classmethod
-    def from_raw(
-        cls, raw: dict, path: Path | None = None, version: int | None = None
-    ) -> SchemaInfo:
-        parsed, tree = _parse(raw)
-        plain = fastavro.parse_schema(_strip_logical(copy.deepcopy(raw)))
-        full_name = parsed["name"]
-        return cls(
-            name=full_name.rsplit(".", 1)[-1],
-            full_name=full_name,
-            raw=raw,
-            fingerprint=schema_fingerprint(raw),
-            version=version,
-            path=path,
-            parsed=parsed,
-            plain=plain,
-            tree=tree,
-        )
-
-    @property
-    def schema_str(self) -> str:
-        return json.dumps(self.raw, separators=(",", ":"))
-
-
-class SchemaSet:
-    """The current schemas (``schemas/*.avsc``) and every recorded earlier version
-    (``schemas/history/<Name>.v<N>.avsc``), by name and by fingerprint.
-
-    >>> s = SchemaSet.load()
-    >>> s.current["Outcome"].full_name
-    'lastmile.v1.Outcome'
-    >>> s.by_fingerprint[s.current["Outcome"].fingerprint].name
-    'Outcome'
-    """
-
-    def __init__(
-        self, current: Mapping[str, SchemaInfo], history: Iterable[SchemaInfo] = ()
-    ) -> None:
-        self.current: dict[str, SchemaInfo] = dict(current)
-        self.history: list[SchemaInfo] = sorted(history, key=lambda i: (i.name, i.version or 0))
-        self.by_fingerprint: dict[str, SchemaInfo] = {}
-        for info in self.history:
-            self.by_fingerprint.setdefault(info.fingerprint, info)
-        for info in self.current.values():
-            recorded = [h.version for h in self.history if h.fingerprint == info.fingerprint]
-            if recorded and info.version is None:
-                info.version = recorded[-1]
-            self.by_fingerprint[info.fingerprint] = info
-
-    @classmethod
-    def load(
-        cls, schema_dir: str | Path | None = None, history_dir: str | Path | None = None
-    ) -> SchemaSet:
-        schema_dir = Path(schema_dir) if schema_dir else SCHEMA_DIR
-        if history_dir is None:
-            history_dir = schema_dir / "history"
-        current = {}
-        for path in sorted(schema_dir.glob("*.avsc")):
-            info = SchemaInfo.from_raw(load_schema_file(path), path)
-            current[info.name] = info
-        return cls(current, load_history(history_dir))
-
-    def versions(self, name: str) -> list[SchemaInfo]:
-        """Recorded versions of one schema, oldest first."""
-        return [h for h in self.history if h.name == name]
-
-
-def load_history(history_dir: str | Path) -> list[SchemaInfo]:
-    """Every ``<Name>.v<N>.avsc`` in a directory."""
-    history_dir = Path(history_dir)
-    out = []
-    if history_dir.is_dir():
-        for path in sorted(history_dir.glob("*.v*.avsc")):
-            stem = path.name[: -len(".avsc")]
-            base, _, number = stem.rpartition(".v")
-            if not number.isdigit():
-                continue
-            info = SchemaInfo.from_raw(load_schema_file(path), path, int(number))
-            if info.name != base:
-                raise ValueError(
-                    f"{path} holds schema {info.full_name}, but its file name says {base}"
-                )
-            out.append(info)
-    return out
-
-
-def schema_for_topic(settings: Any, topic: str) -> str | None:
-    """The schema name of a topic, given by role (``"requests"``) or by name."""
-    if topic in TOPIC_SCHEMAS:
-        return TOPIC_SCHEMAS[topic]
-    for role, name in settings.topics.items():
-        if name == topic:
-            return TOPIC_SCHEMAS.get(role)
-    return None
 
 
 # --------------------------------------------------------------------------- validation
@@ -434,14 +201,14 @@ def _describe(value: Any) -> str:
 
 
 def _type_label(node: Any) -> str:
-    kind, logical = _base(node)
+    kind, logical = base_type(node)
     if isinstance(kind, list):
         return " or ".join(_type_label(b) for b in kind)
     if isinstance(kind, dict):
         return {"record": "an object", "map": "an object (map)", "array": "a list"}.get(
             kind["type"], kind["type"]
         )
-    if logical in _TIME_LOGICAL:
+    if logical in TIME_LOGICAL:
         return "a time (epoch milliseconds or ISO-8601)"
     return {
         "long": "an integer",
@@ -468,7 +235,7 @@ def _is_boolish(value: Any) -> bool:
 
 
 def _conform(node: Any, value: Any, path: str, from_json: bool, finite: bool) -> Any:
-    kind, logical = _base(node)
+    kind, logical = base_type(node)
     if isinstance(kind, list):
         return _conform_union(kind, value, path, from_json, finite)
     if isinstance(kind, dict):
@@ -501,7 +268,7 @@ def _conform(node: Any, value: Any, path: str, from_json: bool, finite: bool) ->
                     vt in plain
                     and (vt is not float or not finite or math.isfinite(v))
                     and (vt is not str or v.isascii())
-                    and (vt is not int or _LONG_MIN <= v <= _LONG_MAX)
+                    and (vt is not int or LONG_MIN <= v <= LONG_MAX)
                 ):
                     out[k] = v
                 else:
@@ -548,7 +315,7 @@ def _plain_types(node: Any) -> frozenset:
     branches = node if isinstance(node, list) else [node]
     types = set()
     for branch in branches:
-        kind, logical = _base(branch)
+        kind, logical = base_type(branch)
         if logical is not None or not isinstance(kind, str) or kind not in _PRIMITIVE_PYTHON:
             types = set()
             break
@@ -581,7 +348,7 @@ def _conform_primitive(
             raise _Invalid(path, f"must be true or false, got {_describe(value)}")
         return bool(value)
     if kind in ("int", "long"):
-        is_time = logical in _TIME_LOGICAL
+        is_time = logical in TIME_LOGICAL
         if is_time:
             expected = (
                 "a time: epoch milliseconds (an integer) or an ISO-8601 string with a time zone"
@@ -602,7 +369,7 @@ def _conform_primitive(
                 value = operator.index(value)  # numpy integers
             except TypeError:
                 raise _Invalid(path, f"must be {expected}, got {_describe(value)}") from None
-        low, high = (_INT_MIN, _INT_MAX) if kind == "int" else (_LONG_MIN, _LONG_MAX)
+        low, high = (INT_MIN, INT_MAX) if kind == "int" else (LONG_MIN, LONG_MAX)
         if not low <= value <= high:
             raise _Invalid(path, f"is out of range for a {kind} ({value})")
         return int(value)
@@ -644,7 +411,7 @@ def _conform_primitive(
 
 
 def _union_class(node: Any) -> str:
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     if isinstance(kind, dict):
         return {
             "record": "dict",
@@ -705,7 +472,7 @@ def _conform_union(branches: list, value: Any, path: str, from_json: bool, finit
     classes = _branch_classes(branches)
     candidates = [b for b, c in zip(branches, classes, strict=True) if c == cls]
     if cls == "num" and isinstance(value, float) and len(candidates) > 1:
-        candidates.sort(key=lambda b: _base(b)[0] not in ("double", "float"))
+        candidates.sort(key=lambda b: base_type(b)[0] not in ("double", "float"))
     for branch in candidates:
         try:
             return _conform(branch, value, path, from_json, finite)
@@ -722,11 +489,12 @@ def _conform_union(branches: list, value: Any, path: str, from_json: bool, finit
     matching = [
         (b, e)
         for b, e in errors
-        if _union_class(b) == cls or (from_json and cls == "str" and _base(b)[1] in _TIME_LOGICAL)
+        if _union_class(b) == cls
+        or (from_json and cls == "str" and base_type(b)[1] in TIME_LOGICAL)
     ]
     if cls == "num" and len(matching) > 1:
         wanted = ("double", "float") if isinstance(value, float) else ("int", "long")
-        matching = [(b, e) for b, e in matching if _base(b)[0] in wanted][:1] or matching
+        matching = [(b, e) for b, e in matching if base_type(b)[0] in wanted][:1] or matching
     if len(matching) == 1:
         raise matching[0][1]
     labels = list(dict.fromkeys(_type_label(b) for b in branches))
@@ -753,7 +521,7 @@ def _conform_record(node: dict, value: Any, path: str, from_json: bool, finite: 
                 vt in _plain_types(f["type"])
                 and (vt is not float or not finite or math.isfinite(v))
                 and (vt is not str or v.isascii())
-                and (vt is not int or _LONG_MIN <= v <= _LONG_MAX)
+                and (vt is not int or LONG_MIN <= v <= LONG_MAX)
             ):
                 out[name] = v
                 continue
@@ -772,9 +540,9 @@ def _default_value(node: Any, default: Any) -> Any:
         return default  # immutable: no copy needed (the common case, on every message)
     if default == {} or default == []:
         return type(default)()
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     if isinstance(kind, list):
-        kind, _ = _base(kind[0])
+        kind, _ = base_type(kind[0])
     if kind == "bytes" or (isinstance(kind, dict) and kind["type"] == "fixed"):
         return default.encode("latin-1") if isinstance(default, str) else default
     if kind in ("double", "float") and isinstance(default, int) and not isinstance(default, bool):
@@ -869,7 +637,7 @@ def _varint_tail(high: int) -> bytes:
 
 
 def _wlong(value: Any) -> bytes:
-    if type(value) is not int or not _LONG_MIN <= value <= _LONG_MAX:
+    if type(value) is not int or not LONG_MIN <= value <= LONG_MAX:
         raise _Bail
     n = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
     if n < 0x4000:
@@ -906,7 +674,7 @@ def _string_cache(ns: dict[str, Any], flag: str) -> Callable[[Any], bytes]:
 
 
 def _wint(value: Any) -> bytes:
-    if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
+    if type(value) is not int or not INT_MIN <= value <= INT_MAX:
         raise _Bail
     return _zz(value)
 
@@ -938,7 +706,7 @@ def _zl(raw: bytes) -> int:
 
 def _value_kind(node: Any) -> str | None:
     """How a map template handles a union branch: n(ull), d(ouble), l(ong), s(tring), b(oolean)."""
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     return {"null": "n", "double": "d", "long": "l", "int": "l", "string": "s", "boolean": "b"}.get(
         kind
     )
@@ -1251,7 +1019,7 @@ def _template_map_writer(
 
 def _read_kinds(values: Any) -> dict[int, str]:
     """Union byte -> template kind, for maps whose values are a union of primitives."""
-    branches, _ = _base(values)
+    branches, _ = base_type(values)
     if not isinstance(branches, list) or len(branches) > 63:
         return {}
     kinds = {2 * i: _value_kind(b) for i, b in enumerate(branches)}
@@ -1260,7 +1028,7 @@ def _read_kinds(values: Any) -> dict[int, str]:
 
 def _write_kinds(values: Any) -> dict[type, tuple[str, int]]:
     """Python type -> (template kind, union byte): the branch the generic writer picks."""
-    branches, _ = _base(values)
+    branches, _ = base_type(values)
     if not isinstance(branches, list) or len(branches) > 63:
         return {}
     kinds: dict[type, tuple[str, int]] = {}
@@ -1274,7 +1042,7 @@ def _write_kinds(values: Any) -> dict[type, tuple[str, int]]:
         "boolean": (bool,),
     }
     for i, branch in enumerate(branches):
-        kind, _ = _base(branch)
+        kind, _ = base_type(branch)
         if not isinstance(kind, str):
             continue
         for py in accepts.get(kind, ()):
@@ -1357,10 +1125,10 @@ class _Gen:
         ]
 
     def read(self, node: Any, out: list, ind: str, target: str) -> None:
-        kind, logical = _base(node)
+        kind, logical = base_type(node)
         if isinstance(kind, list):
             if len(kind) > 63:
-                raise _Unsupported("union too wide")
+                raise UnsupportedSchema("union too wide")
             out += [f"{ind}b = buf[pos]", f"{ind}pos += 1"]
             for i, branch in enumerate(kind):
                 out.append(f"{ind}{'if' if i == 0 else 'elif'} b == {2 * i}:")
@@ -1408,7 +1176,7 @@ class _Gen:
             if t == "array":
                 self.read_block(kind, out, ind, target, is_map=False)
                 return
-            raise _Unsupported(t)
+            raise UnsupportedSchema(t)
         if kind == "null":
             out.append(f"{ind}{target} = None")
         elif kind == "boolean":
@@ -1431,7 +1199,7 @@ class _Gen:
         elif kind == "bytes":
             self.r_sized(out, ind, target, decode=False)
         else:
-            raise _Unsupported(str(kind))
+            raise UnsupportedSchema(str(kind))
 
     def read_block(self, kind: dict, out: list, ind: str, target: str, is_map: bool) -> None:
         count, key, item = self.tmp("c"), self.tmp("k"), self.tmp("x")
@@ -1534,7 +1302,7 @@ class _Gen:
         return var
 
     def write(self, node: Any, out: list, ind: str, value: str) -> None:
-        kind, logical = _base(node)
+        kind, logical = base_type(node)
         if isinstance(kind, list):
             self.write_union(kind, out, ind, value)
             return
@@ -1570,7 +1338,7 @@ class _Gen:
             if t == "array":
                 self.write_block(kind, out, ind, value, is_map=False)
                 return
-            raise _Unsupported(t)
+            raise UnsupportedSchema(t)
         if kind == "null":
             out += [f"{ind}if {value} is not None:", f"{ind}    raise _Bail"]
         elif kind == "boolean":
@@ -1597,7 +1365,7 @@ class _Gen:
                 f"{ind}w += {value}",
             ]
         else:
-            raise _Unsupported(str(kind))
+            raise UnsupportedSchema(str(kind))
 
     def write_block(self, kind: dict, out: list, ind: str, value: str, is_map: bool) -> None:
         pytype = "dict" if is_map else "list"
@@ -1634,15 +1402,15 @@ class _Gen:
 
     def write_union(self, branches: list, out: list, ind: str, value: str) -> None:
         if len(branches) > 63:
-            raise _Unsupported("union too wide")
+            raise UnsupportedSchema("union too wide")
         by_class: dict[str, list[tuple[int, Any, str]]] = {}
         for i, branch in enumerate(branches):
-            kind, _ = _base(branch)
+            kind, _ = base_type(branch)
             cls = _union_class(branch)
             if cls in ("dict", "list", "bytes") and cls in by_class:
-                raise _Unsupported("union with two branches of one Python type")
+                raise UnsupportedSchema("union with two branches of one Python type")
             if isinstance(kind, dict) and kind["type"] == "enum":
-                raise _Unsupported("enum in a union")
+                raise UnsupportedSchema("enum in a union")
             by_class.setdefault(cls, []).append((i, branch, kind))
         if "none" in by_class:
             out += [
@@ -1689,7 +1457,7 @@ class _Gen:
         for i, _branch, kind in cands:
             tag = self.const(bytes([2 * i]), "B")
             if kind in ("int", "long"):
-                low, high = (_INT_MIN, _INT_MAX) if kind == "int" else (_LONG_MIN, _LONG_MAX)
+                low, high = (INT_MIN, INT_MAX) if kind == "int" else (LONG_MIN, LONG_MAX)
                 out.append(f"{ind}{'if' if first else 'elif'} {low} <= {value} <= {high}:")
                 out.append(f"{ind}    w += {tag}")
                 self.w_long(out, ind + "    ", value, kind)
@@ -1722,9 +1490,9 @@ class _Gen:
         values in the tuple X (in that order), and whose other fields are R's; R's keys
         that are not fields are ignored. No record dict is built (a prediction from its
         request, ~0.9 µs less)."""
-        kind, _ = _base(tree)
+        kind, _ = base_type(tree)
         if not isinstance(kind, dict) or kind["type"] not in ("record", "error"):
-            raise _Unsupported("not a record")
+            raise UnsupportedSchema("not a record")
         fields = [f["name"] for f in kind["fields"]]
         unknown = [name for name in given if name not in fields]
         if unknown:
@@ -1768,7 +1536,7 @@ class _Current:
         self.headers = ((HEADER_SCHEMA, self.full_name_b), (HEADER_FINGERPRINT, self.fp_b))
         try:
             self.fast_read, self.fast_write, self.source = _Gen(finite).build(info.tree)
-        except _Unsupported:
+        except UnsupportedSchema:
             self.fast_read = self.fast_write = None
             self.source = ""
         self.projections: dict[tuple[str, ...], Callable | None] = {}
@@ -1800,7 +1568,7 @@ class _Current:
         if given not in self.projections:
             writer = None
             if self.fast_write is not None:
-                with contextlib.suppress(_Unsupported):
+                with contextlib.suppress(UnsupportedSchema):
                     writer = _Gen(self.finite).build_projection(self.info.tree, given)
             self.projections[given] = writer
         return self.projections[given]

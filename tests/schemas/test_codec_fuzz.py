@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from schemas.catalog import base_type
 from schemas.codec import (
     FINITE_SCHEMAS,
     HEADER_FINGERPRINT,
@@ -20,7 +21,6 @@ from schemas.codec import (
     Codec,
     DecodeError,
     EncodeError,
-    _base,
     registry_client,
 )
 
@@ -119,7 +119,7 @@ def test_random_text_as_json(text):
 
 
 def records_of(node, finite: bool) -> st.SearchStrategy:
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     if isinstance(kind, list):
         return st.one_of([records_of(b, finite) for b in kind])
     if isinstance(kind, dict):
