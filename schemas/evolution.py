@@ -61,7 +61,7 @@ from schemas.catalog import (
     parse_expanded,
     strip_logical,
 )
-from schemas.codec import _default_value, _Invalid
+from schemas.walker import Invalid, conform, default_value
 
 __all__ = [
     "check_compatibility",
@@ -206,8 +206,6 @@ def reader_problems(reader: Any, writer: Any, path: str, direction: str) -> list
 
 def default_problems(node: Any, path: str) -> list[str]:
     """Defaults that do not fit their field's type (a union's default fits its first branch)."""
-    from schemas.codec import _conform
-
     problems: list[str] = []
     kind, _ = base_type(node)
     if isinstance(kind, list):
@@ -224,8 +222,8 @@ def default_problems(node: Any, path: str) -> list[str]:
                 branches, _ = base_type(f["type"])
                 target = branches[0] if isinstance(branches, list) else f["type"]
                 try:
-                    _conform(target, _default_value(f["type"], f["default"]), sub, True, False)
-                except _Invalid as err:
+                    conform(target, default_value(f["type"], f["default"]), sub, True, False)
+                except Invalid as err:
                     problems.append(
                         f"{sub}: the default {f['default']!r} does not fit the type "
                         f"{_label(target)}: {err.problem}"

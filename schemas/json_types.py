@@ -32,7 +32,7 @@ from typing import Annotated, Any, Union
 import msgspec
 
 from schemas.catalog import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, TIME_LOGICAL, base_type
-from schemas.codec import _default_value
+from schemas.walker import default_value
 
 # What msgspec raises for input it does not take. (A str holding a lone surrogate cannot
 # even be read as UTF-8: UnicodeEncodeError.)
@@ -79,7 +79,7 @@ def _record_type(node: dict) -> type:
         if "default" not in f:
             fields.append((f["name"], hint))
             continue
-        default = _default_value(f["type"], f["default"])
+        default = default_value(f["type"], f["default"])
         if isinstance(default, (dict, list)) and default:
             # msgspec copies empty containers only: a fresh copy per record for the rest
             default = msgspec.field(default_factory=lambda d=default: copy.deepcopy(d))

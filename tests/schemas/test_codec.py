@@ -22,11 +22,11 @@ from schemas.codec import (
     EncodeError,
     SchemaInfo,
     SchemaSet,
-    _conform,
     registry_client,
     schema_for_topic,
     to_millis,
 )
+from schemas.walker import conform
 from streams.config import load_settings
 
 T = 1_700_000_000_000
@@ -218,7 +218,7 @@ SAMPLES: dict[str, list[dict]] = {
 def full(name: str, record: dict, codec: Codec | None = None) -> dict:
     """The record as decode returns it: defaults filled, doubles as floats."""
     codec = codec or CODEC
-    return _conform(codec.schema(name).tree, record, "", False, False)
+    return conform(codec.schema(name).tree, record, "", False, False)
 
 
 def sample_cases():
