@@ -140,6 +140,21 @@ from schemas.walker import (
     validate_error,
     where,
 )
+from schemas.wire import (
+    LOW7,
+    PACK_D,
+    PACK_F,
+    SMALL_LONGS,
+    UNPACK_D,
+    UNPACK_F,
+    VARINT_TAILS,
+    Bail,
+    encode_long,
+    fast_int,
+    fast_long,
+    read_long,
+    varint_tail,
+)
 
 __all__ = [
     "Codec",
@@ -164,106 +179,11 @@ __all__ = [
     "to_millis",
 ]
 
-
-class _Bail(Exception):
-    """Internal: the fast path met something it does not handle; take the slow path."""
-
-
 # --------------------------------------------------------------------------- fast path
 # Code generation: each current schema becomes one Python function that reads
 # (and one that writes) it with inlined varints and branch-free field order. It
 # only ever returns results on well-formed input; on anything else it raises and
 # fastavro (reader) or the validating walker (writer) take over.
-
-_UNPACK_D = struct.Struct("<d").unpack_from
-_UNPACK_F = struct.Struct("<f").unpack_from
-_PACK_D = struct.Struct("<d").pack
-_PACK_F = struct.Struct("<f").pack
-
-
-def _rlong(buf: bytes, pos: int) -> tuple[int, int]:
-    """Zig-zag varint at pos -> (value, next pos); raises on truncation or overflow.
-
-    Unrolled for the common lengths (a millisecond timestamp takes 6 bytes).
-    """
-    b = buf[pos]
-    n = b & 0x7F
-    if b < 128:
-        return (n >> 1) ^ -(n & 1), pos + 1
-    b = buf[pos + 1]
-    n |= (b & 0x7F) << 7
-    if b < 128:
-        return (n >> 1) ^ -(n & 1), pos + 2
-    b = buf[pos + 2]
-    n |= (b & 0x7F) << 14
-    if b < 128:
-        return (n >> 1) ^ -(n & 1), pos + 3
-    b = buf[pos + 3]
-    n |= (b & 0x7F) << 21
-    if b < 128:
-        return (n >> 1) ^ -(n & 1), pos + 4
-    b = buf[pos + 4]
-    n |= (b & 0x7F) << 28
-    if b < 128:
-        return (n >> 1) ^ -(n & 1), pos + 5
-    b = buf[pos + 5]
-    n |= (b & 0x7F) << 35
-    if b < 128:
-        return (n >> 1) ^ -(n & 1), pos + 6
-    pos += 6
-    shift = 42
-    while b & 0x80:
-        if shift > 63:
-            raise _Bail
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-    if n >> 64:
-        raise _Bail
-    return (n >> 1) ^ -(n & 1), pos
-
-
-def _zz(value: int) -> bytes:
-    """Zig-zag varint of a long."""
-    n = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_ZZ_SMALL = tuple(_zz(i) for i in range(-64, 64))  # index value + 64
-
-
-# Varints of longs whose value >> 7 was seen lately: times (epoch millis) within a
-# few minutes of each other share all but their first byte, so writing one is a
-# lookup and a concatenation instead of a 6-step loop.
-_LOW7 = tuple(bytes([0x80 | n]) for n in range(128))
-_VARINT_TAILS: dict[int, bytes] = {}
-_MAX_VARINT_TAILS = 4096
-
-
-def _varint_tail(high: int) -> bytes:
-    """The varint of `high` (a zig-zag value >> 7), cached: the bytes after the first."""
-    if len(_VARINT_TAILS) >= _MAX_VARINT_TAILS:
-        _VARINT_TAILS.clear()
-    # the zig-zag of a value whose zig-zag is `high` (even: high/2; odd: -(high+1)/2)
-    tail = _VARINT_TAILS[high] = _zz((high >> 1) ^ -(high & 1))
-    return tail
-
-
-def _wlong(value: Any) -> bytes:
-    if type(value) is not int or not LONG_MIN <= value <= LONG_MAX:
-        raise _Bail
-    n = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
-    if n < 0x4000:
-        return _zz(value)
-    high = n >> 7
-    return _LOW7[n & 0x7F] + (_VARINT_TAILS.get(high) or _varint_tail(high))
-
 
 # A string field that keeps repeating a few values (a model's name, a variant, a label)
 # is written from a cache of its encoded values: one lookup instead of encoding it
@@ -277,10 +197,10 @@ def _string_cache(ns: dict[str, Any], flag: str) -> Callable[[Any], bytes]:
 
     def miss(value: Any) -> bytes:
         if type(value) is not str:
-            raise _Bail
+            raise Bail
         raw = value.encode()
         size = len(raw)
-        encoded = (_ZZ_SMALL[size + 64] if size < 64 else _wlong(size)) + raw
+        encoded = (SMALL_LONGS[size + 64] if size < 64 else fast_long(size)) + raw
         if len(cache) < _MAX_CACHED_STRINGS:
             cache[value] = encoded
         else:  # the field does not repeat: go back to encoding it inline
@@ -290,12 +210,6 @@ def _string_cache(ns: dict[str, Any], flag: str) -> Callable[[Any], bytes]:
 
     miss.cache = cache  # type: ignore[attr-defined]
     return miss
-
-
-def _wint(value: Any) -> bytes:
-    if type(value) is not int or not INT_MIN <= value <= INT_MAX:
-        raise _Bail
-    return _zz(value)
 
 
 def _tkey(buf: bytes, pos: int) -> bytes:
@@ -320,7 +234,7 @@ def _zl(raw: bytes) -> int:
     if len(raw) == 1:
         b = raw[0]
         return (b >> 1) ^ -(b & 1)
-    return _rlong(raw, 0)[0]
+    return read_long(raw, 0)[0]
 
 
 def _value_kind(node: Any) -> str | None:
@@ -346,14 +260,14 @@ def _learn_read_template(
     the values are read by struct (all doubles) or regex captures (mixed).
     """
     try:
-        count, pos = _rlong(buf, start)
+        count, pos = read_long(buf, start)
         if not 0 < count <= _MAX_TEMPLATE_ENTRIES:
             return None
         prefix = bytes(buf[start:pos])
         entries: list[tuple[str, bytes, str]] = []
         for _ in range(count):
             p0 = pos
-            length, pos = _rlong(buf, pos)
+            length, pos = read_long(buf, pos)
             if length < 0:
                 return None
             name = buf[pos : pos + length].decode()
@@ -366,9 +280,9 @@ def _learn_read_template(
             if kind == "d":
                 pos += 8
             elif kind == "l":
-                pos = _rlong(buf, pos)[1]
+                pos = read_long(buf, pos)[1]
             elif kind == "s":
-                length, pos = _rlong(buf, pos)
+                length, pos = read_long(buf, pos)
                 if not 0 <= length < 64:
                     return None
                 pos += length
@@ -512,12 +426,12 @@ def _learn_write_template(
     """(value types, writer) for maps with value's keys, order and value types."""
     if not value or len(value) > _MAX_TEMPLATE_ENTRIES:
         return None
-    ns: dict[str, Any] = {"_ZZ": _ZZ_SMALL, "_wlong": _wlong, "_Bail": _Bail}
+    ns: dict[str, Any] = {"_ZZ": SMALL_LONGS, "_wlong": fast_long, "_Bail": Bail}
     names = [f"x{i}" for i in range(len(value))]
     body: list[str] = []
     run_fmt: list[str] = []  # a run of constants, doubles and booleans goes through one struct.pack
     run_args: list[str] = []
-    pending = bytearray(_zz(len(value)))
+    pending = bytearray(encode_long(len(value)))
     doubles = []
 
     def const(data: bytes) -> str:
@@ -549,7 +463,7 @@ def _learn_write_template(
         except UnicodeEncodeError:
             return None
         types.append(type(item))
-        pending += _zz(len(kb)) + kb + bytes([index])
+        pending += encode_long(len(kb)) + kb + bytes([index])
         if kind == "n":
             continue
         if kind in "db":
@@ -590,7 +504,7 @@ def _template_map_writer(
 
     def write(w: bytearray, value: Any) -> None:
         if type(value) is not dict:
-            raise _Bail
+            raise Bail
         keys = tuple(value)
         vals = tuple(value.values())
         types = tuple(map(type, vals))
@@ -688,18 +602,18 @@ class _Gen:
     def __init__(self, finite: bool) -> None:
         self.finite = finite
         self.ns: dict[str, Any] = {
-            "_Bail": _Bail,
-            "_rlong": _rlong,
-            "_ud": _UNPACK_D,
-            "_uf": _UNPACK_F,
-            "_pd": _PACK_D,
-            "_pf": _PACK_F,
-            "_ZZ": _ZZ_SMALL,
-            "_wlong": _wlong,
-            "_wint": _wint,
-            "_LOW7": _LOW7,
-            "_VT": _VARINT_TAILS,
-            "_vtail": _varint_tail,
+            "_Bail": Bail,
+            "_rlong": read_long,
+            "_ud": UNPACK_D,
+            "_uf": UNPACK_F,
+            "_pd": PACK_D,
+            "_pf": PACK_F,
+            "_ZZ": SMALL_LONGS,
+            "_wlong": fast_long,
+            "_wint": fast_int,
+            "_LOW7": LOW7,
+            "_VT": VARINT_TAILS,
+            "_vtail": varint_tail,
         }
         self.counter = 0
         self.functions: list[list[str]] = []
@@ -869,7 +783,7 @@ class _Gen:
             f"{ind}    w += _ZZ[{value} + 64]",
         ]
         if kind == "long":
-            # Times and other large positive longs, inlined (see _wlong): the zig-zag n
+            # Times and other large positive longs, inlined (see fast_long): the zig-zag n
             # of v >= 0 is 2v, so n & 0x7F is (v << 1) & 0x7F and n >> 7 is v >> 6.
             out += [
                 f"{ind}elif type({value}) is int and 0x2000 <= {value} < 0x4000000000000000:",
@@ -937,7 +851,7 @@ class _Gen:
                     self.write(f["type"], out, ind, self.field_of(value, f, out, ind))
                 return
             if t == "enum":
-                table = self.const({s: _zz(i) for i, s in enumerate(kind["symbols"])}, "E")
+                table = self.const({s: encode_long(i) for i, s in enumerate(kind["symbols"])}, "E")
                 out.append(f"{ind}w += {table}[{value}]")
                 return
             if t == "fixed":
