@@ -97,7 +97,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import re
 import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -130,6 +129,7 @@ from schemas.catalog import (
     schema_for_topic,
 )
 from schemas.errors import DecodeError, EncodeError, SchemaRegistryUnavailable, shorten
+from schemas.templates import read_kinds, template_map_reader, template_map_writer, write_kinds
 from schemas.times import now_millis, to_millis
 from schemas.walker import (
     Invalid,
@@ -210,390 +210,6 @@ def _string_cache(ns: dict[str, Any], flag: str) -> Callable[[Any], bytes]:
 
     miss.cache = cache  # type: ignore[attr-defined]
     return miss
-
-
-def _tkey(buf: bytes, pos: int) -> bytes:
-    """Lookup key of a map template: count byte, key-length byte, first key, union byte."""
-    return buf[pos : pos + 3 + (buf[pos + 1] >> 1)]
-
-
-# A little-endian IEEE double whose exponent bits are not all ones: finite.
-_FINITE_DOUBLE = rb".{6}(?:[\x00-\xef].|.[\x00-\x7e\x80-\xfe])"
-# A short string: one length byte (0..63 bytes), then that many bytes.
-_SHORT_STRING = (
-    b"("
-    + b"|".join(re.escape(bytes([2 * n])) + (b".{%d}" % n if n else b"") for n in range(64))
-    + b")"
-)
-_VARINT = rb"([\x80-\xff]{0,9}[\x00-\x7f])"
-_MAX_TEMPLATE_ENTRIES = 256
-
-
-def _zl(raw: bytes) -> int:
-    """A zig-zag varint captured as bytes."""
-    if len(raw) == 1:
-        b = raw[0]
-        return (b >> 1) ^ -(b & 1)
-    return read_long(raw, 0)[0]
-
-
-def _value_kind(node: Any) -> str | None:
-    """How a map template handles a union branch: n(ull), d(ouble), l(ong), s(tring), b(oolean)."""
-    kind, _ = base_type(node)
-    return {"null": "n", "double": "d", "long": "l", "int": "l", "string": "s", "boolean": "b"}.get(
-        kind
-    )
-
-
-def _compile(source: str, ns: dict[str, Any], name: str) -> Callable:
-    exec(compile(source, "<lastmile codec template>", "exec"), ns)  # noqa: S102 - generated from data we parsed
-    return ns[name]
-
-
-def _learn_read_template(
-    buf: bytes, start: int, end: int, kinds: Mapping[int, str], finite: bool
-) -> Callable | None:
-    """A reader for maps laid out like buf[start:end] (same keys, order and value types).
-
-    It returns ``(dict, end)`` when a map at ``pos`` has exactly that layout, else None.
-    Structural bytes (counts, keys, union branches) are regex literals checked in C;
-    the values are read by struct (all doubles) or regex captures (mixed).
-    """
-    try:
-        count, pos = read_long(buf, start)
-        if not 0 < count <= _MAX_TEMPLATE_ENTRIES:
-            return None
-        prefix = bytes(buf[start:pos])
-        entries: list[tuple[str, bytes, str]] = []
-        for _ in range(count):
-            p0 = pos
-            length, pos = read_long(buf, pos)
-            if length < 0:
-                return None
-            name = buf[pos : pos + length].decode()
-            pos += length
-            kind = kinds.get(buf[pos])
-            pos += 1
-            if kind is None:
-                return None
-            entries.append((name, bytes(buf[p0:pos]), kind))
-            if kind == "d":
-                pos += 8
-            elif kind == "l":
-                pos = read_long(buf, pos)[1]
-            elif kind == "s":
-                length, pos = read_long(buf, pos)
-                if not 0 <= length < 64:
-                    return None
-                pos += length
-            elif kind == "b":
-                pos += 1
-        if buf[pos] != 0 or pos + 1 != end:
-            return None
-    except Exception:
-        return None
-    double = _FINITE_DOUBLE if finite else b".{8}"
-    ns: dict[str, Any] = {"_zl": _zl, "J": b"".join}
-    items = []
-    if all(kind in "dn" for _, _, kind in entries):
-        chunks, cur = [], bytearray(prefix)
-        for name, literal, kind in entries:
-            cur += literal
-            if kind == "d":
-                items.append(f"{name!r}: d[{len(chunks)}]")
-                chunks.append(bytes(cur))
-                cur = bytearray()
-            else:
-                items.append(f"{name!r}: None")
-        cur.append(0)
-        chunks.append(bytes(cur))
-        pattern = b"".join(re.escape(c) + b"(?:" + double + b")" for c in chunks[:-1]) + re.escape(
-            chunks[-1]
-        )
-        st = struct.Struct(
-            "<" + "".join(f"{len(c)}xd" for c in chunks[:-1]) + f"{len(chunks[-1])}x"
-        )
-        ns.update(M=re.compile(pattern, re.DOTALL).match, U=st.unpack_from)
-        source = (
-            f"def t(buf, pos):\n    if M(buf, pos) is None:\n        return None\n"
-            f"    d = U(buf, pos)\n    return {{{', '.join(items)}}}, pos + {st.size}\n"
-        )
-        return _compile(source, ns, "t")
-    pattern = re.escape(prefix)
-    group = 0
-    doubles = []
-    for name, literal, kind in entries:
-        pattern += re.escape(literal)
-        if kind == "n":
-            items.append(f"{name!r}: None")
-            continue
-        if kind == "d":
-            pattern += b"(" + double + b")"
-            items.append(f"{name!r}: dd[{len(doubles)}]")
-            doubles.append(group)
-        elif kind == "l":
-            pattern += _VARINT
-            items.append(f"{name!r}: _zl(g[{group}])")
-        elif kind == "s":
-            pattern += _SHORT_STRING
-            items.append(f"{name!r}: g[{group}][1:].decode()")
-        else:
-            pattern += rb"([\x00\x01])"
-            items.append(f"{name!r}: g[{group}] == b'\\x01'")
-        group += 1
-    pattern += b"\x00"
-    ns["M"] = re.compile(pattern, re.DOTALL).match
-    lines = [
-        "def t(buf, pos):",
-        "    m = M(buf, pos)",
-        "    if m is None:",
-        "        return None",
-        "    g = m.groups()",
-    ]
-    if doubles:
-        ns["UD"] = struct.Struct(f"<{len(doubles)}d").unpack
-        joined = (
-            f"g[{doubles[0]}]"
-            if len(doubles) == 1
-            else f"J(({', '.join(f'g[{i}]' for i in doubles)}))"
-        )
-        lines.append(f"    dd = UD({joined})")
-    lines.append(f"    return {{{', '.join(items)}}}, m.end()")
-    return _compile("\n".join(lines) + "\n", ns, "t")
-
-
-# Learning a layout compiles a regex and a function (about a millisecond): a layout
-# is learned the second time it is seen, so a stream whose maps never repeat their
-# layout costs the generic path only. Learned layouts per map field are bounded.
-_MAX_LAYOUTS = 256
-_MAX_SEEN = 4096
-
-
-def _template_map_reader(generic: Callable, kinds: Mapping[int, str], finite: bool) -> Callable:
-    """Read a map of union values: the layout seen last, then the learned layouts that
-    start like this map, else the generic reader (which may teach a new layout)."""
-    by_prefix: dict[bytes, list[tuple[Callable, tuple]]] = {}
-    seen: dict[tuple, int] = {}  # layout -> sightings; -1 learned, -2 cannot be learned
-    last: list[Any] = [None]
-    learned = [0]
-
-    def read(buf: bytes, pos: int, n: int) -> tuple[dict, int]:
-        t = last[0]
-        if t is not None:
-            res = t(buf, pos)
-            if res is not None:
-                return res
-        key = _tkey(buf, pos) if n - pos > 2 else None
-        if key is not None:
-            for t, _ in by_prefix.get(key, ()):
-                res = t(buf, pos)
-                if res is not None:
-                    last[0] = t
-                    return res
-        out, end = generic(buf, pos, n)
-        if key is not None and out:
-            layout = (tuple(out), tuple(map(type, out.values())))
-            count = seen.get(layout, 0)
-            if count == 0:
-                if len(seen) >= _MAX_SEEN:
-                    seen.clear()
-                seen[layout] = 1
-            elif count > 0:
-                t = _learn_read_template(buf, pos, end, kinds, finite)
-                if t is None or t(buf, pos) != (out, end):
-                    seen[layout] = -2
-                    return out, end
-                if learned[0] >= _MAX_LAYOUTS:
-                    by_prefix.clear()
-                    seen.clear()
-                    learned[0] = 0
-                entries = by_prefix.setdefault(key, [])
-                if len(entries) >= 8:
-                    _, dropped = entries.pop(0)
-                    seen.pop(dropped, None)
-                entries.append((t, layout))
-                seen[layout] = -1
-                learned[0] += 1
-                last[0] = t
-        return out, end
-
-    return read
-
-
-def _learn_write_template(
-    value: dict, kinds: Mapping[type, tuple[str, int]], finite: bool
-) -> tuple[tuple, Callable] | None:
-    """(value types, writer) for maps with value's keys, order and value types."""
-    if not value or len(value) > _MAX_TEMPLATE_ENTRIES:
-        return None
-    ns: dict[str, Any] = {"_ZZ": SMALL_LONGS, "_wlong": fast_long, "_Bail": Bail}
-    names = [f"x{i}" for i in range(len(value))]
-    body: list[str] = []
-    run_fmt: list[str] = []  # a run of constants, doubles and booleans goes through one struct.pack
-    run_args: list[str] = []
-    pending = bytearray(encode_long(len(value)))
-    doubles = []
-
-    def const(data: bytes) -> str:
-        name = f"C{len(ns)}"
-        ns[name] = bytes(data)
-        return name
-
-    def flush_run() -> None:
-        nonlocal pending
-        if pending:
-            run_fmt.append(f"{len(pending)}s")
-            run_args.append(const(pending))
-            pending = bytearray()
-        if run_fmt:
-            packer = f"P{len(ns)}"
-            ns[packer] = struct.Struct("<" + "".join(run_fmt)).pack
-            body.append(f"    w += {packer}({', '.join(run_args)})")
-            run_fmt.clear()
-            run_args.clear()
-
-    types = []
-    for (key, item), var in zip(value.items(), names, strict=True):
-        spec = kinds.get(type(item))
-        if type(key) is not str or spec is None:
-            return None
-        kind, index = spec
-        try:
-            kb = key.encode()
-        except UnicodeEncodeError:
-            return None
-        types.append(type(item))
-        pending += encode_long(len(kb)) + kb + bytes([index])
-        if kind == "n":
-            continue
-        if kind in "db":
-            run_fmt.append(f"{len(pending)}s")
-            run_args.append(const(pending))
-            pending = bytearray()
-            run_fmt.append("d" if kind == "d" else "?")
-            run_args.append(var)
-            if kind == "d":
-                doubles.append(var)
-            continue
-        flush_run()
-        if kind == "l":
-            body.append(f"    w += _ZZ[{var} + 64] if -64 <= {var} < 64 else _wlong({var})")
-        else:
-            body += [
-                f"    s = {var}.encode()",
-                "    L = len(s)",
-                "    w += _ZZ[L + 64] if L < 64 else _wlong(L)",
-                "    w += s",
-            ]
-    pending.append(0)
-    flush_run()
-    head = ["def enc(w, vals):", f"    {', '.join(names)}, = vals"]
-    if finite and doubles:
-        head += [f"    s = {' + '.join(doubles)}", "    if s - s:", "        raise _Bail"]
-    return tuple(types), _compile("\n".join(head + body) + "\n", ns, "enc")
-
-
-def _template_map_writer(
-    generic: Callable, kinds: Mapping[type, tuple[str, int]], finite: bool
-) -> Callable:
-    """Write a map of union values with the layout learned for its keys and value types."""
-    cache: dict[tuple, dict[tuple, Callable]] = {}
-    seen: dict[tuple, int] = {}
-    last: list[Any] = [None, None, None]  # keys, types, writer
-    learned = [0]
-
-    def write(w: bytearray, value: Any) -> None:
-        if type(value) is not dict:
-            raise Bail
-        keys = tuple(value)
-        vals = tuple(value.values())
-        types = tuple(map(type, vals))
-        if keys == last[0] and types == last[1]:
-            last[2](w, vals)
-            return
-        by_types = cache.get(keys)
-        enc = by_types.get(types) if by_types is not None else None
-        if enc is not None:
-            last[:] = keys, types, enc
-            enc(w, vals)
-            return
-        start = len(w)
-        generic(w, value)
-        layout = (keys, types)
-        count = seen.get(layout, 0)
-        if count == 0:
-            if len(seen) >= _MAX_SEEN:
-                seen.clear()
-            seen[layout] = 1
-            return
-        if count < 0:
-            return
-        t = _learn_write_template(value, kinds, finite)
-        check = bytearray()
-        try:
-            if t is not None:
-                t[1](check, vals)
-        except Exception:
-            t = None
-        if t is None or check != w[start:]:
-            seen[layout] = -2
-            return
-        if learned[0] >= _MAX_LAYOUTS:
-            cache.clear()
-            seen.clear()
-            learned[0] = 0
-        cache.setdefault(keys, {})[types] = t[1]
-        seen[layout] = -1
-        learned[0] += 1
-        last[:] = keys, types, t[1]
-
-    return write
-
-
-def _read_kinds(values: Any) -> dict[int, str]:
-    """Union byte -> template kind, for maps whose values are a union of primitives."""
-    branches, _ = base_type(values)
-    if not isinstance(branches, list) or len(branches) > 63:
-        return {}
-    kinds = {2 * i: _value_kind(b) for i, b in enumerate(branches)}
-    return {b: k for b, k in kinds.items() if k is not None} if any(kinds.values()) else {}
-
-
-def _write_kinds(values: Any) -> dict[type, tuple[str, int]]:
-    """Python type -> (template kind, union byte): the branch the generic writer picks."""
-    branches, _ = base_type(values)
-    if not isinstance(branches, list) or len(branches) > 63:
-        return {}
-    kinds: dict[type, tuple[str, int]] = {}
-    accepts = {
-        "null": (type(None),),
-        "double": (float, int),
-        "float": (float, int),
-        "long": (int,),
-        "int": (int,),
-        "string": (str,),
-        "boolean": (bool,),
-    }
-    for i, branch in enumerate(branches):
-        kind, _ = base_type(branch)
-        if not isinstance(kind, str):
-            continue
-        for py in accepts.get(kind, ()):
-            if py in kinds:
-                continue
-            template_kind = {
-                "null": "n",
-                "double": "d",
-                "long": "l",
-                "string": "s",
-                "boolean": "b",
-            }.get(kind)
-            # ints a float branch takes, or int32 branches, stay with the generic writer
-            if template_kind is None or (py is int and kind == "double"):
-                kinds[py] = ("", -1)
-            else:
-                kinds[py] = (template_kind, 2 * i)
-    return {py: spec for py, spec in kinds.items() if spec[1] >= 0}
 
 
 class _Gen:
@@ -700,7 +316,7 @@ class _Gen:
                 ]
                 return
             if t == "map":
-                kinds = _read_kinds(kind["values"])
+                kinds = read_kinds(kind["values"])
                 if kinds:
                     self.read_template_map(kind, out, ind, target, kinds)
                     return
@@ -770,7 +386,7 @@ class _Gen:
         tname = self.tmp("_tmap")
         finite = self.finite
         self.bindings.append(
-            (tname, lambda ns, name=name: _template_map_reader(ns[name], kinds, finite))
+            (tname, lambda ns, name=name: template_map_reader(ns[name], kinds, finite))
         )
         out.append(f"{ind}{target}, pos = {tname}(buf, pos, n)")
 
@@ -862,7 +478,7 @@ class _Gen:
                 ]
                 return
             if t == "map":
-                kinds = _write_kinds(kind["values"])
+                kinds = write_kinds(kind["values"])
                 if kinds:
                     self.write_template_map(kind, out, ind, value, kinds)
                     return
@@ -929,7 +545,7 @@ class _Gen:
         tname = self.tmp("_twmap")
         finite = self.finite
         self.bindings.append(
-            (tname, lambda ns, name=name: _template_map_writer(ns[name], kinds, finite))
+            (tname, lambda ns, name=name: template_map_writer(ns[name], kinds, finite))
         )
         out.append(f"{ind}{tname}(w, {value})")
 
