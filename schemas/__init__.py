@@ -7,29 +7,43 @@ and the compatibility rules their changes must follow.
 b'lastmile.v1.Outcome'
 """
 
-from schemas.codec import (
+from schemas.catalog import (
     FINITE_SCHEMAS,
     HEADER_FINGERPRINT,
     HEADER_SCHEMA,
+    HISTORY_DIR,
     JSON_SCHEMAS,
     MAX_MESSAGE_BYTES,
+    SCHEMA_DIR,
     SCHEMA_NAMES,
     TOPIC_SCHEMAS,
-    Codec,
-    DecodeError,
-    EncodeError,
-    SchemaRegistryUnavailable,
+    SchemaInfo,
     SchemaSet,
+    load_schema_file,
+    schema_fingerprint,
     schema_for_topic,
 )
+from schemas.codec import Codec, registry_client
+from schemas.errors import (
+    DecodeError,
+    EncodeError,
+    LastmileError,
+    SchemaError,
+    SchemaRegistryUnavailable,
+)
 from schemas.evolution import check_compatibility
+from schemas.times import now_millis, to_millis
+from schemas.wire import encode_long
 
 __all__ = [
     "Codec",
+    "LastmileError",
+    "SchemaError",
     "DecodeError",
     "EncodeError",
     "SchemaRegistryUnavailable",
     "SchemaSet",
+    "SchemaInfo",
     "TOPIC_SCHEMAS",
     "SCHEMA_NAMES",
     "JSON_SCHEMAS",
@@ -37,6 +51,14 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "HEADER_SCHEMA",
     "HEADER_FINGERPRINT",
+    "SCHEMA_DIR",
+    "HISTORY_DIR",
+    "load_schema_file",
+    "schema_fingerprint",
     "schema_for_topic",
+    "now_millis",
+    "to_millis",
+    "encode_long",
+    "registry_client",
     "check_compatibility",
 ]

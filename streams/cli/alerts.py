@@ -53,7 +53,7 @@ def read_alerts(settings: Settings, timeout: float = 30.0) -> list[dict[str, Any
     alert's time, then partition and offset). A record that does not decode is skipped
     with a line on stderr.
     """
-    from schemas.codec import Codec, DecodeError
+    from schemas import Codec, DecodeError
     from streams.kafka.topics import read_to_end
 
     topic = settings.topic_alerts

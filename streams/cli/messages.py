@@ -25,7 +25,7 @@ from typing import IO, Any
 import click
 import orjson
 
-from schemas.codec import TOPIC_SCHEMAS, Codec, DecodeError
+from schemas import TOPIC_SCHEMAS, Codec, DecodeError
 from streams.config import Settings, settings_from_context
 from streams.kafka.deadletters import HEADER_REPLAYS, HEADER_TRUNCATED
 

@@ -135,7 +135,7 @@ from confluent_kafka import (
 from monitors.events import MetricValue
 from monitors.rules import parse_duration
 from monitors.state import CHUNK_SIZE, encode_snapshot
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.deadletters import dead_letter, default_worker, encode_dead_letter
 from streams.kafka.lane import BatchLane, Output, rewind_to_batch_start

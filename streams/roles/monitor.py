@@ -86,7 +86,7 @@ from monitors.state import (
     encode_snapshot,
 )
 from monitors.windows import ClosedWindow, SlidingWindow, TumblingWindow, take
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.lane import BatchLane, Output
 from streams.kafka.takeover import tagged_with

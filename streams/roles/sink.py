@@ -81,7 +81,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from schemas.codec import (
+from schemas import (
     FINITE_SCHEMAS,
     Codec,
     DecodeError,

@@ -12,7 +12,7 @@ import struct
 import fastavro
 import pytest
 
-from schemas.codec import (
+from schemas import (
     HEADER_FINGERPRINT,
     HEADER_SCHEMA,
     MAX_MESSAGE_BYTES,
@@ -678,7 +678,7 @@ def test_wrong_magic_byte_and_registry_framing():
 
 
 def test_registry_unavailable_is_not_a_decode_error():
-    from schemas.codec import SchemaRegistryUnavailable
+    from schemas import SchemaRegistryUnavailable
 
     class Down:
         def get_schema(self, schema_id):

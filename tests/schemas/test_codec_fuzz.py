@@ -12,8 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from schemas.catalog import base_type
-from schemas.codec import (
+from schemas import (
     FINITE_SCHEMAS,
     HEADER_FINGERPRINT,
     HEADER_SCHEMA,
@@ -23,6 +22,7 @@ from schemas.codec import (
     EncodeError,
     registry_client,
 )
+from schemas.catalog import base_type
 
 CODEC = Codec()
 REGISTRY_CLIENT = registry_client("mock://fuzz")

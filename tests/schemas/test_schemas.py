@@ -11,7 +11,7 @@ import pytest
 import schemas
 import schemas.codec
 import schemas.evolution
-from schemas.codec import (
+from schemas import (
     HISTORY_DIR,
     SCHEMA_DIR,
     SCHEMA_NAMES,

@@ -32,7 +32,7 @@ import fastavro
 import pytest
 from confluent_kafka import Producer
 
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.topics import ensure_topics
 from streams.roles.sink import (
