@@ -1,104 +1,24 @@
-"""Read and write lastmile's messages: Avro values, one codec for every role.
+"""The codec: lastmile's messages read and written, one :class:`Codec` for every role.
 
-Two wire formats, both Avro binary of the schemas in ``schemas/*.avsc``:
-
-* **Header format** (no schema registry configured, the default): the value is
-  plain Avro binary, and two message headers say which schema wrote it::
-
-      lastmile.schema       b"lastmile.v1.ScoringRequest"   (full name)
-      lastmile.fingerprint  b"a1b2c3d4e5f60718"             (CRC-64-AVRO of the
-                                                             parsing canonical form, hex)
-
-  A reader knows every schema version in ``schemas/`` and ``schemas/history/``
-  by fingerprint, and resolves an older writer's data against its own (current)
-  schema. A fingerprint it does not know (a newer lastmile wrote it) is a
-  :class:`DecodeError`: upgrade the reader, then replay the dead letters.
-
-* **Confluent Schema Registry format** (``LASTMILE_SCHEMA_REGISTRY_URL`` set): the
-  value is the magic byte ``0``, the 4-byte big-endian schema id, then Avro
-  binary; the schema is registered under the subject ``<topic>-value``
-  (TopicNameStrategy), so confluent-kafka's own ``AvroDeserializer`` (and any other
-  Confluent-compatible client) reads lastmile's topics, and lastmile reads theirs.
-  ``encode`` uses it when a topic is given; without a topic it falls back to the
-  header format. ``decode`` reads both formats whatever is configured.
-
-* **JSON** is accepted on input topics (schemas in :data:`JSON_SCHEMAS`:
-  ``ScoringRequest`` on ``scoring.requests``, ``Outcome`` on ``scoring.outcomes``):
-  a value without lastmile headers and without the magic byte is parsed as one JSON
-  object and validated against the same schema. Unknown fields, wrong types and
-  missing required fields are errors; fields with defaults may be omitted; union
-  values are plain JSON values (``"caller": "svc"``, not Avro's ``{"string": "svc"}``).
-  Times are epoch milliseconds (an integer) or an ISO-8601 string **with** a time
-  zone (``"2024-05-01T12:00:00Z"``, ``"...+02:00"``); a naive time is rejected,
-  since guessing its zone silently shifts every window.
-
-What ``decode`` returns: plain Python values — dicts, lists, str, int, float, bool,
-None, bytes. **Times are int epoch milliseconds** (logical types are not
-converted: a datetime per field costs more than the whole decode). ``encode``
-accepts an int or a ``datetime`` (naive means UTC) for a time.
-
-Decisions:
-
-* NaN and infinities are rejected (``DecodeError`` with stage ``"validate"``) in
-  every double of :data:`FINITE_SCHEMAS` (requests and outcomes: input from outside),
-  whether it came as JSON or Avro: one NaN feature poisons a model's state and
-  every statistic downstream. ``encode`` of those schemas refuses them too.
-  JSON cannot carry NaN at all (it is not JSON), and such input is rejected with
-  that reason.
-* A value larger than :data:`MAX_MESSAGE_BYTES` (1 MiB, Kafka's default
-  ``message.max.bytes``; per codec ``Codec(max_bytes=...)``) is rejected before it is
-  parsed: it bounds the memory and time one message can take. ``DeadLetter`` values
-  may be twice that plus 64 KiB: they wrap a message of up to the limit.
-* Every bad input becomes exactly one :class:`DecodeError` with ``.reason`` (a
-  sentence), ``.stage`` (``"decode"``: the bytes cannot be read; ``"validate"``: they
-  can, but break the schema's rules) and ``.error_type`` (``"undecodable"`` or
-  ``"schema_violation"``). Nothing else is raised for bad bytes. A schema registry
-  that cannot be reached raises :class:`SchemaRegistryUnavailable` instead (retry,
-  do not dead-letter: the message is probably fine).
-
-How a value is recognised, in this order: a ``lastmile.schema`` or
-``lastmile.fingerprint`` header means the header format; else a first byte 0 means
-Schema Registry framing; else, for :data:`JSON_SCHEMAS`, JSON; else it is a
-:class:`DecodeError` (the writer schema cannot be known).
-
-Speed: fastavro decodes a 20-feature request in ~20 µs, mostly in its generic map
-and union handling. The codec compiles each current schema into a specialised
-Python reader and writer. Maps of union values (the features) get more: once a
-layout (keys, their order and value types) has been seen twice, it is compiled into
-one regex over its structural bytes plus one ``struct`` call (all numbers) or regex
-captures (mixed values, strings under 64 bytes), and a dict display. Anything the
-fast path does not expect falls back to fastavro (reading) or a validating walker
-(writing); fastavro is also what the tests compare the fast path with, byte for
-byte. JSON input is parsed and validated in one C pass by msgspec, into a type
-generated from the schema (:mod:`schemas.json_types`, ~2 µs for a 10-feature
-request); what it refuses goes to orjson and the validating walker, which coerce
-ISO-8601 times and word every error. The tests hold the fast path to the walker's
-results. ``bench/codec.py`` measures it.
+The wire formats (header format, Confluent Schema Registry format, JSON on input topics),
+what ``decode`` returns and the decisions behind it are in the package's docstring
+(:mod:`schemas`). The pieces the codec is built of are modules of their own: the schema
+catalog (:mod:`schemas.catalog`), per-schema compiled readers and writers
+(:mod:`schemas.compiled`, :mod:`schemas.codegen`, :mod:`schemas.templates`,
+:mod:`schemas.wire`), the validating walker (:mod:`schemas.walker`), the schema registry
+(:mod:`schemas.registry`) and the errors (:mod:`schemas.errors`).
 
 >>> codec = Codec()
 >>> value, headers = codec.encode("Outcome", {"request_id": "r1", "model": "churn",
 ...                                           "label": "yes", "event_time": 1700000000000})
->>> headers[0]
-('lastmile.schema', b'lastmile.v1.Outcome')
 >>> codec.decode(value, headers, "Outcome")["label"]
 'yes'
->>> codec.decode(b'{"request_id": "r2", "model": "churn", "value": 2.5,'
-...              b' "event_time": "2024-05-01T12:00:00Z"}', None, "Outcome")["event_time"]
-1714564800000
->>> try:
-...     codec.decode(b"\\x06abc", headers, "Outcome")
-... except DecodeError as err:
-...     print(err.stage, "|", err.reason)
-decode | truncated Avro: the value ends in the middle of a lastmile.v1.Outcome (it is 4 bytes long)
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 import struct
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -109,187 +29,23 @@ from schemas.catalog import (
     FINITE_SCHEMAS,
     HEADER_FINGERPRINT,
     HEADER_SCHEMA,
-    HISTORY_DIR,
     JSON_SCHEMAS,
     MAGIC_BYTE,
     MAX_MESSAGE_BYTES,
-    SCHEMA_DIR,
-    SCHEMA_NAMES,
     TOPIC_SCHEMAS,
     SchemaInfo,
     SchemaSet,
-    UnsupportedSchema,
-    load_schema_file,
-    schema_fingerprint,
-    schema_for_topic,
 )
-from schemas.codegen import CodeGen
-from schemas.errors import DecodeError, EncodeError, SchemaRegistryUnavailable, shorten
-from schemas.times import now_millis, to_millis
-from schemas.walker import (
-    Invalid,
-    conform,
-    describe,
-    validate_error,
-    where,
-)
+from schemas.compiled import CompiledSchema
+from schemas.errors import DecodeError, EncodeError, SchemaRegistryUnavailable
+from schemas.registry import registry_client, registry_reader
+from schemas.walker import Invalid, conform, describe, where
 
-__all__ = [
-    "Codec",
-    "DecodeError",
-    "EncodeError",
-    "SchemaRegistryUnavailable",
-    "SchemaSet",
-    "SchemaInfo",
-    "TOPIC_SCHEMAS",
-    "SCHEMA_NAMES",
-    "JSON_SCHEMAS",
-    "FINITE_SCHEMAS",
-    "MAX_MESSAGE_BYTES",
-    "HEADER_SCHEMA",
-    "HEADER_FINGERPRINT",
-    "SCHEMA_DIR",
-    "HISTORY_DIR",
-    "load_schema_file",
-    "schema_fingerprint",
-    "schema_for_topic",
-    "now_millis",
-    "to_millis",
-]
-
-# --------------------------------------------------------------------------- per-schema machinery
-
-
-class _Current:
-    """Everything the codec needs about one current schema: fast paths and readers."""
-
-    def __init__(
-        self, info: SchemaInfo, known: Iterable[SchemaInfo], finite: bool, accepts_json: bool
-    ):
-        self.info = info
-        self.name = info.name
-        self.full_name_b = info.full_name.encode()
-        self.fp_b = info.fingerprint.encode()
-        self.finite = finite
-        self.accepts_json = accepts_json
-        self.headers = ((HEADER_SCHEMA, self.full_name_b), (HEADER_FINGERPRINT, self.fp_b))
-        try:
-            self.fast_read, self.fast_write, self.source = CodeGen(finite).build(info.tree)
-        except UnsupportedSchema:
-            self.fast_read = self.fast_write = None
-            self.source = ""
-        self.projections: dict[tuple[str, ...], Callable | None] = {}
-        from schemas.json_types import json_decoder  # it builds on this module
-
-        self.json_decode = json_decoder(info.tree)
-        # fingerprint (bytes) -> reader(value, start) -> record
-        self.readers: dict[bytes, Callable[[bytes, int], dict]] = {self.fp_b: self.read_current}
-        for other in known:
-            if other.name == self.name and other.fingerprint != info.fingerprint:
-                self.readers[other.fingerprint.encode()] = self.resolver(other)
-        self.by_id: dict[int, Callable[[bytes, int], dict]] = {}
-        self.max_bytes = MAX_MESSAGE_BYTES
-
-    def read_current(self, value: bytes, start: int) -> dict:
-        fast = self.fast_read
-        if fast is not None:
-            try:
-                rec, pos = fast(value, start)
-                if pos == len(value):
-                    return rec
-            except Exception:
-                pass
-        return self.read_slow(value, start, self.info.plain, None, self.info)
-
-    def projection_writer(self, given: tuple[str, ...]) -> Callable | None:
-        """The generated writer of records projected from a dict and `given` values (see
-        ``CodeGen.build_projection``); None when the schema has no fast writer."""
-        if given not in self.projections:
-            writer = None
-            if self.fast_write is not None:
-                with contextlib.suppress(UnsupportedSchema):
-                    writer = CodeGen(self.finite).build_projection(self.info.tree, given)
-            self.projections[given] = writer
-        return self.projections[given]
-
-    def project(self, base: Mapping[str, Any], given: tuple[str, ...], values: tuple) -> dict:
-        """The record a projection writer writes, as a dict (the slow path's input)."""
-        record = {f["name"]: base[f["name"]] for f in self.info.tree["fields"] if f["name"] in base}
-        record.update(zip(given, values, strict=True))
-        return record
-
-    def from_json_bytes(self, value: bytes | str) -> dict | None:
-        """The record in JSON text through msgspec (one C pass), or None when msgspec
-        refuses it: then orjson and the walker coerce, or say what is wrong."""
-        fast = self.json_decode
-        return fast(value) if fast is not None else None
-
-    def conform_json(self, obj: Any) -> dict:
-        """The record in a parsed JSON object; :class:`DecodeError` when it breaks the schema."""
-        try:
-            return conform(self.info.tree, obj, "", True, True)
-        except Invalid as err:
-            raise validate_error(self.name, err) from None
-
-    def resolver(self, writer: SchemaInfo) -> Callable[[bytes, int], dict]:
-        def read(value: bytes, start: int) -> dict:
-            return self.read_slow(value, start, writer.plain, self.info.plain, writer)
-
-        return read
-
-    def read_slow(
-        self, value: bytes, start: int, writer: dict, reader: dict | None, written_by: SchemaInfo
-    ) -> dict:
-        bio = io.BytesIO(value)
-        bio.seek(start)
-        what = written_by.full_name
-        try:
-            record = fastavro.schemaless_reader(bio, writer, reader)
-        except EOFError:
-            raise DecodeError(
-                f"truncated Avro: the value ends in the middle of a {what} "
-                f"(it is {len(value)} bytes long)",
-                schema=self.name,
-            ) from None
-        except UnicodeDecodeError:
-            raise DecodeError(
-                f"corrupt Avro: a string in the {what} is not valid UTF-8", schema=self.name
-            ) from None
-        except Exception as err:  # fastavro raises many kinds on garbage
-            raise DecodeError(
-                f"corrupt Avro: the bytes are not a {what} ({type(err).__name__}: "
-                f"{shorten(str(err), 120)})",
-                schema=self.name,
-            ) from None
-        left = len(value) - bio.tell()
-        if left:
-            raise DecodeError(
-                f"corrupt Avro: {left} byte(s) left over after the end of the {what}: "
-                "the bytes were not written with the schema the message claims",
-                schema=self.name,
-            )
-        if not isinstance(record, dict):
-            raise DecodeError(f"corrupt Avro: not a {what} record", schema=self.name)
-        if self.finite:
-            try:
-                conform(self.info.tree, record, "", False, True)
-            except Invalid as err:
-                raise validate_error(self.name, err) from None
-        return record
-
-
-def _json_hint(err: Exception) -> str:
-    text = str(err)
-    if "infinity" in text.lower() or "nan" in text.lower():
-        return f"{text}; NaN and infinity are not JSON, and not allowed in lastmile"
-    return text
-
-
-# --------------------------------------------------------------------------- the codec
+__all__ = ["Codec"]
 
 
 class Codec:
-    """Encode and decode lastmile's messages (see the module docstring for the formats).
+    """Encode and decode lastmile's messages (the formats are in :mod:`schemas`).
 
     ``Codec()`` writes the header format; ``Codec(schema_registry_client=client)`` writes
     the Confluent Schema Registry format for topics; ``Codec.from_settings(settings)``
@@ -330,8 +86,8 @@ class Codec:
         json_schemas = frozenset(json_schemas)
         finite_schemas = frozenset(finite_schemas)
         known = list(self.schemas.by_fingerprint.values())
-        self._current: dict[str, _Current] = {
-            name: _Current(info, known, name in finite_schemas, name in json_schemas)
+        self._current: dict[str, CompiledSchema] = {
+            name: CompiledSchema(info, known, name in finite_schemas, name in json_schemas)
             for name, info in self.schemas.current.items()
         }
         for name, cur in self._current.items():
@@ -373,7 +129,7 @@ class Codec:
     def accepts_json(self, schema_name: str) -> bool:
         return self._get(schema_name).accepts_json
 
-    def _get(self, schema_name: str) -> _Current:
+    def _get(self, schema_name: str) -> CompiledSchema:
         try:
             return self._current[schema_name]
         except KeyError:
@@ -452,7 +208,7 @@ class Codec:
 
     def _project_one(
         self,
-        cur: _Current,
+        cur: CompiledSchema,
         fast: Callable | None,
         base: Mapping[str, Any],
         given: tuple[str, ...],
@@ -465,7 +221,7 @@ class Codec:
                 pass
         return self._encode_body(cur, cur.project(base, given, extra))
 
-    def _encode_body(self, cur: _Current, record: Any) -> bytes:
+    def _encode_body(self, cur: CompiledSchema, record: Any) -> bytes:
         fast = cur.fast_write
         if fast is not None:
             try:
@@ -489,7 +245,7 @@ class Codec:
         return out.getvalue()
 
     def _framing(
-        self, cur: _Current, topic: str | None
+        self, cur: CompiledSchema, topic: str | None
     ) -> tuple[bytes, tuple[tuple[str, bytes], ...]]:
         """What goes around a body: the Schema Registry prefix and no headers when a
         registry is set and a topic given, else no prefix and the schema headers."""
@@ -497,7 +253,7 @@ class Codec:
             return self._registry_prefix(cur, topic), ()
         return b"", cur.headers
 
-    def _registry_prefix(self, cur: _Current, topic: str) -> bytes:
+    def _registry_prefix(self, cur: CompiledSchema, topic: str) -> bytes:
         key = (topic, cur.name)
         sid = self._ids.get(key)
         if sid is None:
@@ -545,7 +301,7 @@ class Codec:
         if len(value) > cur.max_bytes:
             raise DecodeError(
                 f"message too large: {len(value):,} bytes, over the {cur.max_bytes:,}-byte limit "
-                "(schemas.codec.MAX_MESSAGE_BYTES); split the record or raise the limit",
+                "(schemas.MAX_MESSAGE_BYTES); split the record or raise the limit",
                 schema=schema_name,
             )
         if headers:
@@ -639,7 +395,7 @@ class Codec:
         return cur.conform_json(obj)
 
     def _decode_header(
-        self, cur: _Current, value: bytes, fp: bytes | None, name: bytes | None
+        self, cur: CompiledSchema, value: bytes, fp: bytes | None, name: bytes | None
     ) -> dict:
         reader = cur.readers.get(fp) if fp is not None else None
         if reader is not None and (name is None or name == cur.full_name_b):
@@ -678,7 +434,7 @@ class Codec:
             schema=cur.name,
         )
 
-    def _decode_registry(self, cur: _Current, value: bytes) -> dict:
+    def _decode_registry(self, cur: CompiledSchema, value: bytes) -> dict:
         if len(value) < 5:
             raise DecodeError(
                 f"truncated message: {len(value)} byte(s), too short for Schema Registry framing "
@@ -688,63 +444,10 @@ class Codec:
         sid = int.from_bytes(value[1:5], "big")
         reader = cur.by_id.get(sid)
         if reader is None:
-            reader = self._registry_reader(cur, sid)
+            reader = registry_reader(self.registry, self._registry_missing, cur, sid)
         return reader(value, 5)
 
-    def _registry_reader(self, cur: _Current, sid: int) -> Callable[[bytes, int], dict]:
-        if self.registry is None:
-            raise DecodeError(
-                "the value starts with byte 0x00, Confluent Schema Registry framing "
-                f"(schema id {sid}), but no schema registry is configured "
-                "(set LASTMILE_SCHEMA_REGISTRY_URL)",
-                schema=cur.name,
-            )
-        missing_since = self._registry_missing.get(sid)
-        if missing_since is not None and time.monotonic() - missing_since < 30:
-            raise DecodeError(f"schema id {sid} is not in the schema registry", schema=cur.name)
-        from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-        try:
-            schema = self.registry.get_schema(sid)
-        except SchemaRegistryError as err:
-            if err.http_status_code == 404:
-                if len(self._registry_missing) > 10_000:
-                    self._registry_missing.clear()
-                self._registry_missing[sid] = time.monotonic()
-                raise DecodeError(
-                    f"schema id {sid} is not in the schema registry", schema=cur.name
-                ) from None
-            raise SchemaRegistryUnavailable(f"schema registry error for id {sid}: {err}") from err
-        except Exception as err:
-            raise SchemaRegistryUnavailable(
-                f"cannot reach the schema registry for id {sid}: {err}"
-            ) from err
-        if (schema.schema_type or "AVRO") != "AVRO":
-            raise DecodeError(
-                f"schema id {sid} is a {schema.schema_type} schema, not Avro", schema=cur.name
-            )
-        try:
-            writer = SchemaInfo.from_raw(json.loads(schema.schema_str))
-        except Exception as err:
-            raise DecodeError(
-                f"schema id {sid} cannot be parsed as Avro: {err}", schema=cur.name
-            ) from None
-        if writer.fingerprint == cur.info.fingerprint:
-            reader = cur.read_current
-        elif writer.fingerprint.encode() in cur.readers:
-            reader = cur.readers[writer.fingerprint.encode()]
-        elif writer.name != cur.name:
-            raise DecodeError(
-                f"the message was written with schema {writer.full_name} (registry id {sid}), but "
-                f"{cur.name} was expected (is it on the wrong topic?)",
-                schema=cur.name,
-            )
-        else:
-            reader = cur.resolver(writer)
-        cur.by_id[sid] = reader
-        return reader
-
-    def _decode_json(self, cur: _Current, value: bytes) -> dict:
+    def _decode_json(self, cur: CompiledSchema, value: bytes) -> dict:
         record = cur.from_json_bytes(value)
         if record is not None:
             return record
@@ -762,6 +465,13 @@ class Codec:
                 schema=cur.name,
             )
         return cur.conform_json(obj)
+
+
+def _json_hint(err: Exception) -> str:
+    text = str(err)
+    if "infinity" in text.lower() or "nan" in text.lower():
+        return f"{text}; NaN and infinity are not JSON, and not allowed in lastmile"
+    return text
 
 
 def _schema_headers(headers: Sequence[tuple[str, bytes | None]]) -> tuple[Any, Any]:
@@ -791,20 +501,3 @@ def _default_schemas() -> SchemaSet:
     if _DEFAULT_SCHEMAS is None:
         _DEFAULT_SCHEMAS = SchemaSet.load()
     return _DEFAULT_SCHEMAS
-
-
-def registry_client(url: str, **conf: Any) -> Any:
-    """A confluent-kafka SchemaRegistryClient for ``url`` (``mock://`` gives the mock)."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-
-    config = {"url": url, **conf}
-    new_client = getattr(SchemaRegistryClient, "new_client", None)
-    if new_client is not None:
-        return new_client(config)
-    if url.startswith("mock://"):
-        from confluent_kafka.schema_registry._sync.mock_schema_registry_client import (
-            MockSchemaRegistryClient,
-        )
-
-        return MockSchemaRegistryClient(config)
-    return SchemaRegistryClient(config)
