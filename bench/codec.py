@@ -32,7 +32,7 @@ import fastavro  # noqa: E402
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer  # noqa: E402
 from confluent_kafka.serialization import MessageField, SerializationContext  # noqa: E402
 
-from schemas.codec import Codec, registry_client  # noqa: E402
+from schemas import Codec, registry_client  # noqa: E402
 
 TOPIC = "scoring.requests"
 

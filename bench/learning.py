@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Producer  # noqa: E402
 
-from schemas.codec import Codec  # noqa: E402
+from schemas import Codec  # noqa: E402
 from streams.config import Settings, load_settings  # noqa: E402
 
 GOAL = 20_000

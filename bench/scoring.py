@@ -144,7 +144,7 @@ def request_encoder(fmt: str) -> Callable[[dict], tuple[bytes, list | None]]:
     """(value, headers) of a request: JSON, or lastmile Avro (header format)."""
     if fmt == "json":
         return lambda record: (orjson.dumps(record), None)
-    from schemas.codec import Codec
+    from schemas import Codec
 
     codec = Codec()
     return lambda record: codec.encode("ScoringRequest", record)
@@ -654,7 +654,7 @@ class Bench:
         return self.latency("floor", topic, topic, "json", times_of)
 
     def latency_scorer(self, s: Settings, label: str) -> dict[str, Any]:
-        from schemas.codec import Codec
+        from schemas import Codec
 
         codec = Codec.from_settings(s)
 
@@ -691,7 +691,7 @@ def _chunks(items: list, size: int) -> list[list]:
 
 def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
     """Where the scorer's time goes, per stage, over messages fetched beforehand."""
-    from schemas.codec import Codec
+    from schemas import Codec
     from streams.models import ModelTable, ModelWatcher, Registry
     from streams.roles.scorer import Scorer
 

@@ -37,12 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Producer  # noqa: E402
 
-from schemas.codec import Codec  # noqa: E402
+from schemas import Codec  # noqa: E402
+from schemas.wire import encode_long  # noqa: E402
 from streams.config import Settings, load_settings  # noqa: E402
 from streams.kafka.topics import ensure_topics  # noqa: E402
 from streams.local.broker import EmbeddedBroker  # noqa: E402
 from streams.local.processes import free_port  # noqa: E402
-from streams.roles.sink import Sink, SinkOptions, avro_long  # noqa: E402
+from streams.roles.sink import Sink, SinkOptions  # noqa: E402
 from streams.storage import db  # noqa: E402
 from streams.storage.store import EmbeddedStore  # noqa: E402
 
@@ -102,14 +103,14 @@ def prediction_values(codec: Codec, n: int, seed: int = 7) -> list[tuple[bytes, 
             "latency_ms": rng.expovariate(1 / 3.0),
         }
         value, headers = codec.encode("Prediction", record)
-        head = avro_long(len(placeholder)) + placeholder.encode()
+        head = encode_long(len(placeholder)) + placeholder.encode()
         assert value.startswith(head)
         templates.append((value[len(head) :], headers))
     out = []
     for i in range(n):
         rest, headers = templates[i % len(templates)]
         rid = f"b{i:011d}".encode()
-        out.append((rid, avro_long(len(rid)) + rid + rest, headers))
+        out.append((rid, encode_long(len(rid)) + rid + rest, headers))
     return out
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,13 +26,11 @@ from monitors.sketches import (
     OTHER,
     CategoryCounter,
     NumericSketch,
+    WindowSketches,
     as_float_array,
     bin_indices,
     category_key,
 )
-
-if TYPE_CHECKING:
-    from monitors.aggregate import PredictionSketch
 
 __all__ = [
     "SCORE",
@@ -363,7 +361,7 @@ class ReferenceProfile:
         return cls(features=features, score=score, n=n)
 
     @classmethod
-    def from_window(cls, window: PredictionSketch, top_k: int | None = 50) -> ReferenceProfile:
+    def from_window(cls, window: WindowSketches, top_k: int | None = 50) -> ReferenceProfile:
         """A profile of a closed window, to use an earlier window as the reference.
 
         Numeric features keep the window's bin edges (those of the profile the window

@@ -13,8 +13,8 @@ from __future__ import annotations
 import bisect
 import collections
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,6 +25,7 @@ __all__ = [
     "Moments",
     "NumericSketch",
     "StreamingQuantiles",
+    "WindowSketches",
     "as_float_array",
     "bin_indices",
     "category_key",
@@ -555,3 +556,23 @@ class NumericSketch:
         s.quantiles = StreamingQuantiles.from_dict(d["quantiles"])
         s.moments = Moments.from_dict(d["moments"])
         return s
+
+
+class WindowSketches(Protocol):
+    """The sketches of one window as a profile is cut from them
+    (:meth:`monitors.profile.ReferenceProfile.from_window`): one per feature, the score's
+    (None: not sketched), and how many predictions went in.
+
+    :class:`monitors.aggregate.PredictionSketch` is one. The protocol lives here, beside the
+    sketches it names, so that ``monitors.profile`` need not import ``monitors.aggregate``
+    (which imports the profile).
+    """
+
+    @property
+    def features(self) -> Mapping[str, NumericSketch | CategoryCounter]: ...
+
+    @property
+    def score(self) -> NumericSketch | None: ...
+
+    @property
+    def n(self) -> int: ...

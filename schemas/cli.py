@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from schemas.codec import SCHEMA_DIR, TOPIC_SCHEMAS, SchemaSet
+from schemas.catalog import SCHEMA_DIR, TOPIC_SCHEMAS, SchemaSet
 from schemas.evolution import check_against, check_repository, load_reference
 
 

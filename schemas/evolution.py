@@ -51,18 +51,17 @@ from typing import Any
 
 import fastavro
 
-from schemas.codec import (
+from schemas.catalog import (
     HISTORY_DIR,
     SCHEMA_DIR,
     SchemaInfo,
-    _base,
-    _default_value,
-    _Invalid,
-    _parse,
-    _strip_logical,
+    base_type,
     load_history,
     load_schema_file,
+    parse_expanded,
+    strip_logical,
 )
+from schemas.walker import Invalid, conform, default_value
 
 __all__ = [
     "check_compatibility",
@@ -87,7 +86,7 @@ def _short(name: str) -> str:
 
 
 def _label(node: Any) -> str:
-    kind, logical = _base(node)
+    kind, logical = base_type(node)
     if isinstance(kind, list):
         return "[" + ", ".join(_label(b) for b in kind) + "]"
     if isinstance(kind, dict):
@@ -104,8 +103,8 @@ def _label(node: Any) -> str:
 def _matches(reader: Any, writer: Any) -> bool:
     """Whether a union branch of the reader is the one that takes a writer type (same
     kind, or a promotion; named types by name)."""
-    r, _ = _base(reader)
-    w, _ = _base(writer)
+    r, _ = base_type(reader)
+    w, _ = base_type(writer)
     if isinstance(r, dict) and isinstance(w, dict):
         if r["type"] != w["type"]:
             return False
@@ -123,8 +122,8 @@ def reader_problems(reader: Any, writer: Any, path: str, direction: str) -> list
     ``direction`` is appended to each problem, e.g. ``"(new reader, old data)"``.
     """
     problems: list[str] = []
-    r, r_logical = _base(reader)
-    w, w_logical = _base(writer)
+    r, r_logical = base_type(reader)
+    w, w_logical = base_type(writer)
     if isinstance(w, list):
         for branch in w:
             if isinstance(r, list):
@@ -207,10 +206,8 @@ def reader_problems(reader: Any, writer: Any, path: str, direction: str) -> list
 
 def default_problems(node: Any, path: str) -> list[str]:
     """Defaults that do not fit their field's type (a union's default fits its first branch)."""
-    from schemas.codec import _conform
-
     problems: list[str] = []
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     if isinstance(kind, list):
         for b in kind:
             problems += default_problems(b, path)
@@ -222,11 +219,11 @@ def default_problems(node: Any, path: str) -> list[str]:
         for f in kind["fields"]:
             sub = f"{path}.{f['name']}"
             if "default" in f:
-                branches, _ = _base(f["type"])
+                branches, _ = base_type(f["type"])
                 target = branches[0] if isinstance(branches, list) else f["type"]
                 try:
-                    _conform(target, _default_value(f["type"], f["default"]), sub, True, False)
-                except _Invalid as err:
+                    conform(target, default_value(f["type"], f["default"]), sub, True, False)
+                except Invalid as err:
                     problems.append(
                         f"{sub}: the default {f['default']!r} does not fit the type "
                         f"{_label(target)}: {err.problem}"
@@ -243,7 +240,7 @@ def default_problems(node: Any, path: str) -> list[str]:
 
 
 def _samples(node: Any, variant: int) -> Any:
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     if isinstance(kind, list):
         return _samples(kind[min(variant, len(kind) - 1)], variant)
     if isinstance(kind, dict):
@@ -271,7 +268,7 @@ def _samples(node: Any, variant: int) -> Any:
 
 
 def _widest_union(node: Any, seen: int = 1) -> int:
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     if isinstance(kind, list):
         return max([len(kind)] + [_widest_union(b) for b in kind])
     if isinstance(kind, dict):
@@ -289,9 +286,9 @@ def _widest_union(node: Any, seen: int = 1) -> int:
 
 def sample_problems(reader_raw: Any, writer_raw: Any, direction: str) -> list[str]:
     """Write sample records with the writer schema, read them with the reader (fastavro)."""
-    writer = fastavro.parse_schema(_strip_logical(writer_raw))
-    reader = fastavro.parse_schema(_strip_logical(reader_raw))
-    _, tree = _parse(_strip_logical(writer_raw))
+    writer = fastavro.parse_schema(strip_logical(writer_raw))
+    reader = fastavro.parse_schema(strip_logical(reader_raw))
+    _, tree = parse_expanded(strip_logical(writer_raw))
     problems = []
     for variant in range(_widest_union(tree) + 1):
         record = _samples(tree, variant)
@@ -322,11 +319,11 @@ def check_compatibility(old_schema: Mapping | Any, new_schema: Mapping | Any) ->
     Each problem names the schema and field, what changed, and which direction breaks.
     """
     try:
-        _, old_tree = _parse(old_schema)
+        _, old_tree = parse_expanded(old_schema)
     except Exception as err:
         return [f"the old schema is not valid Avro: {err}"]
     try:
-        _, new_tree = _parse(new_schema)
+        _, new_tree = parse_expanded(new_schema)
     except Exception as err:
         return [f"the new schema is not valid Avro: {err}"]
     root = (

@@ -31,15 +31,8 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
-from schemas.codec import (
-    _INT_MAX,
-    _INT_MIN,
-    _LONG_MAX,
-    _LONG_MIN,
-    _TIME_LOGICAL,
-    _base,
-    _default_value,
-)
+from schemas.catalog import INT_MAX, INT_MIN, LONG_MAX, LONG_MIN, TIME_LOGICAL, base_type
+from schemas.walker import default_value
 
 # What msgspec raises for input it does not take. (A str holding a lone surrogate cannot
 # even be read as UTF-8: UnicodeEncodeError.)
@@ -48,8 +41,8 @@ _REFUSED = (msgspec.DecodeError, msgspec.ValidationError, UnicodeError)
 _PRIMITIVES: dict[str, Any] = {
     "null": None,
     "boolean": bool,
-    "int": Annotated[int, msgspec.Meta(ge=_INT_MIN, le=_INT_MAX)],
-    "long": Annotated[int, msgspec.Meta(ge=_LONG_MIN, le=_LONG_MAX)],
+    "int": Annotated[int, msgspec.Meta(ge=INT_MIN, le=INT_MAX)],
+    "long": Annotated[int, msgspec.Meta(ge=LONG_MIN, le=LONG_MAX)],
     "double": float,
     "string": str,
 }
@@ -86,7 +79,7 @@ def _record_type(node: dict) -> type:
         if "default" not in f:
             fields.append((f["name"], hint))
             continue
-        default = _default_value(f["type"], f["default"])
+        default = default_value(f["type"], f["default"])
         if isinstance(default, (dict, list)) and default:
             # msgspec copies empty containers only: a fresh copy per record for the rest
             default = msgspec.field(default_factory=lambda d=default: copy.deepcopy(d))
@@ -101,7 +94,7 @@ def _record_type(node: dict) -> type:
 
 
 def _type_of(node: Any) -> Any:
-    kind, logical = _base(node)
+    kind, logical = base_type(node)
     if isinstance(kind, list):
         try:
             union = Union[tuple(_type_of(b) for b in kind)]  # noqa: UP007 - a runtime tuple
@@ -115,7 +108,7 @@ def _type_of(node: Any) -> Any:
         if kind["type"] == "array":
             return list[_type_of(kind["items"])]
         raise Unsupported(kind["type"])  # a nested record (asdict would leave it a Struct)
-    if logical is not None and not (kind in ("long", "int") and logical in _TIME_LOGICAL):
+    if logical is not None and not (kind in ("long", "int") and logical in TIME_LOGICAL):
         raise Unsupported(logical)  # times as ISO-8601 strings: the walker
     if kind in _PRIMITIVES:
         return _PRIMITIVES[kind]

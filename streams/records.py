@@ -149,7 +149,7 @@ def prediction_values(
     and its ``(score, label)``, scored at `now_ms`; a latency counts from when its
     request reached the broker (else from its event time).
 
-    >>> from schemas.codec import Codec
+    >>> from schemas import Codec
     >>> class Sent:
     ...     def timestamp(self): return (1, 1_000)
     >>> class Unstamped:

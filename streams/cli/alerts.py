@@ -53,7 +53,7 @@ def read_alerts(settings: Settings, timeout: float = 30.0) -> list[dict[str, Any
     alert's time, then partition and offset). A record that does not decode is skipped
     with a line on stderr.
     """
-    from schemas.codec import Codec, DecodeError
+    from schemas import Codec, DecodeError
     from streams.kafka.topics import read_to_end
 
     topic = settings.topic_alerts
@@ -191,7 +191,7 @@ def fire_test_command(
     if not no_topic:
         from confluent_kafka import KafkaException, Producer
 
-        from schemas.codec import Codec
+        from schemas import Codec
 
         codec = Codec.from_settings(settings)
         producer = Producer(settings.producer_config())

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.cli.message_text import bytes_text, dumps_json, iso_millis, resolve_topic
 from streams.cli.topic_reader import read_topic
 from streams.config import Settings, settings_from_context

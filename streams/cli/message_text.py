@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from schemas.codec import TOPIC_SCHEMAS
+from schemas import TOPIC_SCHEMAS
 from streams.config import Settings
 
 __all__ = [

@@ -9,7 +9,7 @@ from typing import IO, Any
 import click
 import orjson
 
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.cli.json_documents import iter_documents
 from streams.cli.message_text import DEFAULT_KEY_FIELDS, resolve_topic, schema_name_for
 from streams.config import settings_from_context

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.cli.message_text import dumps_json, resolve_topic, schema_name_for
 from streams.cli.topic_reader import read_topic
 from streams.config import settings_from_context

@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from schemas.codec import Codec, DecodeError, now_millis
+from schemas import Codec, DecodeError, now_millis
 from streams.errors import StreamsError
 
 __all__ = [

@@ -20,7 +20,7 @@ JSON_HEADERS = [("content-type", b"application/json")]
 def make_codec(settings: Any = None) -> Any:
     """The Avro codec for ``models.events`` (``schemas.codec``), or None where it is missing."""
     try:
-        from schemas.codec import Codec
+        from schemas import Codec
     except ImportError:
         return None
     return Codec.from_settings(settings) if settings is not None else Codec()

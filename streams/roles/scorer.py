@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.deadletters import (
     dead_letter,

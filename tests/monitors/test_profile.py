@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from monitors.profile import (
     ReferenceProfile,
     quantile_edges,
 )
-from monitors.sketches import OTHER
+from monitors.sketches import OTHER, CategoryCounter, NumericSketch
 
 
 def rows(n=2000, seed=0):
@@ -100,3 +102,22 @@ def test_profile_from_window_keeps_edges_and_counts():
     assert age.sample_weights is not None and sum(age.sample_weights) == age.n == age.sample_n
     assert prof.features["plan"].counts["free"] == window.features["plan"].counts["free"]
     assert ReferenceProfile.from_dict(json.loads(json.dumps(prof.to_dict()))) == prof
+
+
+def test_a_profile_is_cut_from_any_window_of_sketches_and_imports_no_aggregate():
+    # from_window takes the WindowSketches protocol (features, score, n), not the class
+    # PredictionSketch: monitors.profile imports monitors.aggregate nowhere (that imports it)
+    class Window:
+        features = {"x": NumericSketch([0.0, 1.0, 2.0]), "c": CategoryCounter()}
+        score = None
+        n = 2
+
+    Window.features["x"].update_many(np.array([0.5, 1.5]))
+    Window.features["c"].update("a")
+    prof = ReferenceProfile.from_window(Window())
+    assert prof.n == 2 and prof.score is None and prof.features["x"].n == 2
+    tree = ast.parse(Path(__file__).parents[2].joinpath("monitors", "profile.py").read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+    assert "monitors.aggregate" not in imported

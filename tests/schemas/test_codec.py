@@ -12,7 +12,7 @@ import struct
 import fastavro
 import pytest
 
-from schemas.codec import (
+from schemas import (
     HEADER_FINGERPRINT,
     HEADER_SCHEMA,
     MAX_MESSAGE_BYTES,
@@ -22,11 +22,11 @@ from schemas.codec import (
     EncodeError,
     SchemaInfo,
     SchemaSet,
-    _conform,
     registry_client,
     schema_for_topic,
     to_millis,
 )
+from schemas.walker import conform
 from streams.config import load_settings
 
 T = 1_700_000_000_000
@@ -218,7 +218,7 @@ SAMPLES: dict[str, list[dict]] = {
 def full(name: str, record: dict, codec: Codec | None = None) -> dict:
     """The record as decode returns it: defaults filled, doubles as floats."""
     codec = codec or CODEC
-    return _conform(codec.schema(name).tree, record, "", False, False)
+    return conform(codec.schema(name).tree, record, "", False, False)
 
 
 def sample_cases():
@@ -678,7 +678,7 @@ def test_wrong_magic_byte_and_registry_framing():
 
 
 def test_registry_unavailable_is_not_a_decode_error():
-    from schemas.codec import SchemaRegistryUnavailable
+    from schemas import SchemaRegistryUnavailable
 
     class Down:
         def get_schema(self, schema_id):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from schemas.codec import (
+from schemas import (
     FINITE_SCHEMAS,
     HEADER_FINGERPRINT,
     HEADER_SCHEMA,
@@ -20,9 +20,9 @@ from schemas.codec import (
     Codec,
     DecodeError,
     EncodeError,
-    _base,
     registry_client,
 )
+from schemas.catalog import base_type
 
 CODEC = Codec()
 REGISTRY_CLIENT = registry_client("mock://fuzz")
@@ -119,7 +119,7 @@ def test_random_text_as_json(text):
 
 
 def records_of(node, finite: bool) -> st.SearchStrategy:
-    kind, _ = _base(node)
+    kind, _ = base_type(node)
     if isinstance(kind, list):
         return st.one_of([records_of(b, finite) for b in kind])
     if isinstance(kind, dict):

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from test_codec import SAMPLES, full
 
+from schemas import SCHEMA_DIR, SCHEMA_NAMES, Codec, SchemaSet
 from schemas.cli import schemas as schemas_cli
-from schemas.codec import SCHEMA_DIR, SCHEMA_NAMES, Codec, SchemaSet
 from schemas.evolution import check_compatibility, check_repository, load_reference
 
 

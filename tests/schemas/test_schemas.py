@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import doctest
 import json
 
@@ -9,9 +10,17 @@ import fastavro
 import pytest
 
 import schemas
+import schemas.catalog
 import schemas.codec
+import schemas.codegen
+import schemas.compiled
+import schemas.errors
 import schemas.evolution
-from schemas.codec import (
+import schemas.registry
+import schemas.times
+import schemas.walker
+import schemas.wire
+from schemas import (
     HISTORY_DIR,
     SCHEMA_DIR,
     SCHEMA_NAMES,
@@ -212,7 +221,53 @@ def test_package_exports_the_main_names():
         assert hasattr(schemas, name)
 
 
-@pytest.mark.parametrize("module", [schemas.codec, schemas.evolution])
+@pytest.mark.parametrize(
+    "module",
+    [
+        schemas,
+        schemas.catalog,
+        schemas.codec,
+        schemas.codegen,
+        schemas.compiled,
+        schemas.errors,
+        schemas.evolution,
+        schemas.registry,
+        schemas.times,
+        schemas.walker,
+        schemas.wire,
+    ],
+)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module)
     assert result.failed == 0 and result.attempted > 0
+
+
+def _schemas_imports(path) -> set[str]:
+    """The modules of the package a module imports, at its top or inside a function
+    (``"schemas"`` itself: the face)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {m for m in found if m == "schemas" or m.startswith("schemas.")}
+
+
+def test_the_modules_import_no_cycle_and_not_the_face():
+    modules = {f"schemas.{p.stem}": p for p in SCHEMA_DIR.glob("*.py") if p.stem != "__init__"}
+    graph = {name: _schemas_imports(path) for name, path in modules.items()}
+    assert not {name for name, deps in graph.items() if "schemas" in deps}
+    done: set[str] = set()
+
+    def visit(name: str, stack: tuple[str, ...]) -> None:
+        assert name not in stack, " -> ".join((*stack[stack.index(name) :], name))
+        if name in done:
+            return
+        for dep in sorted(graph.get(name, ())):
+            visit(dep, (*stack, name))
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
+    assert "schemas.codec" not in graph["schemas.json_types"] | graph["schemas.evolution"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from schemas.codec import Codec
+from schemas import Codec
 from streams.config import Settings
 from streams.kafka.deadletters import default_worker
 from streams.kafka.lane import Output

@@ -24,7 +24,7 @@ from streams.roles.learner.partition_state import PartitionState
 if TYPE_CHECKING:
     from collections import Counter
 
-    from schemas.codec import Codec
+    from schemas import Codec
     from streams.config import Settings
     from streams.roles.learner.settings import LearnerSettings
 

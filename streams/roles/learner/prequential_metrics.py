@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections import Counter
     from collections.abc import Callable
 
-    from schemas.codec import Codec
+    from schemas import Codec
     from streams.config import Settings
 
 #: Segments of the learner's metrics in ``monitor.metrics``.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from confluent_kafka import Message
 
-from schemas.codec import DecodeError
+from schemas import DecodeError
 from streams.kafka.lane import Output
 from streams.roles.learner.envelope import (
     join_key,
@@ -21,7 +21,7 @@ from streams.roles.learner.envelope import (
 if TYPE_CHECKING:
     from collections import Counter
 
-    from schemas.codec import Codec
+    from schemas import Codec
     from streams.models import ModelTable
 
 log = logging.getLogger("lastmile.learner")

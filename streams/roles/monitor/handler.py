@@ -16,7 +16,7 @@ from monitors.aggregate import PredictionSketch
 from monitors.events import MetricValue
 from monitors.notify import Notifier
 from monitors.rules import load_rules
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.lane import Output
 from streams.roles.monitor.context import VersionContext, VersionContexts

@@ -70,7 +70,7 @@ from __future__ import annotations
 from streams.roles.sink.batching import Chunk, PartitionBuffer, Round
 from streams.roles.sink.consume import PIPELINE
 from streams.roles.sink.errors import WriteRetry
-from streams.roles.sink.framing import SYNC, AvroFramer, avro_count, avro_long
+from streams.roles.sink.framing import SYNC, AvroFramer, avro_count
 from streams.roles.sink.journal import non_overlapping
 from streams.roles.sink.options import SinkOptions
 from streams.roles.sink.reader import DeadOut, RouteReader
@@ -94,7 +94,6 @@ __all__ = [
     "SinkStats",
     "WriteRetry",
     "avro_count",
-    "avro_long",
     "non_overlapping",
     "sink_lane",
 ]

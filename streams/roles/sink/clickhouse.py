@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from schemas.codec import DecodeError
+from schemas import DecodeError
 from streams.roles.sink.batching import Chunk
 from streams.roles.sink.deadletters import SinkDeadLetters
 from streams.roles.sink.errors import WriteRetry

@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from schemas.codec import DecodeError
+from schemas import DecodeError
 from streams.roles.sink.batching import PartitionBuffer, Round
 from streams.roles.sink.writer import SinkWriter
 

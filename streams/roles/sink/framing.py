@@ -14,7 +14,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["SYNC", "AvroFramer", "avro_count", "avro_long"]
+from schemas.wire import encode_long
+
+__all__ = ["SYNC", "AvroFramer", "avro_count"]
 
 # Sync marker of every container the sink writes; any 16 bytes do, and a constant
 # one makes the framing a pure function of the batch.
@@ -22,30 +24,15 @@ SYNC = b"lastmile.sink.v1"
 assert len(SYNC) == 16
 
 
-def avro_long(n: int) -> bytes:
-    """Avro's zig-zag varint of ``n``.
-
-    >>> avro_long(0), avro_long(-1), avro_long(64)
-    (b'\\x00', b'\\x01', b'\\x80\\x01')
-    """
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_SMALL = [avro_long(i) for i in range(1 << 13)]  # block sizes and small offsets
+_SMALL = [encode_long(i) for i in range(1 << 13)]  # block sizes and small offsets
 
 
 def avro_count(n: int) -> bytes:
-    """avro_long for 0 <= n: the framing encodes an offset per record, so this one
+    """encode_long for 0 <= n: the framing encodes an offset per record, so this one
     is written out for the common lengths (a loop costs twice as much).
 
     >>> checked = (*range(0, 20000, 7), 2**20 - 1, 2**20, 2**27 - 1, 2**27, 2**40)
-    >>> all(avro_count(n) == avro_long(n) for n in checked)
+    >>> all(avro_count(n) == encode_long(n) for n in checked)
     True
     """
     if n < 8192:
@@ -55,11 +42,11 @@ def avro_count(n: int) -> bytes:
         return bytes((z & 0x7F | 0x80, (z >> 7) & 0x7F | 0x80, z >> 14))
     if z < 0x10000000:
         return bytes((z & 0x7F | 0x80, (z >> 7) & 0x7F | 0x80, (z >> 14) & 0x7F | 0x80, z >> 21))
-    return avro_long(n)
+    return encode_long(n)
 
 
 def _avro_bytes(b: bytes) -> bytes:
-    return avro_long(len(b)) + b
+    return encode_long(len(b)) + b
 
 
 class AvroFramer:
@@ -83,7 +70,7 @@ class AvroFramer:
         meta = {"avro.schema": json.dumps(schema).encode(), "avro.codec": b"null"}
         self.header = (
             b"Obj\x01"
-            + avro_long(len(meta))
+            + encode_long(len(meta))
             + b"".join(_avro_bytes(k.encode()) + _avro_bytes(v) for k, v in meta.items())
             + b"\x00"
             + SYNC
@@ -93,7 +80,7 @@ class AvroFramer:
         self, partition: int, offsets: Sequence[int], bodies: Sequence[bytes], prefix: bytes = b""
     ) -> bytes:
         """``prefix`` (e.g. the INSERT statement), the header, then one block per record."""
-        pre = avro_long(partition)
+        pre = encode_long(partition)
         count = avro_count
         parts = [prefix, self.header]
         append = parts.append

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from schemas.codec import FINITE_SCHEMAS, Codec, DecodeError, EncodeError, schema_fingerprint
+from schemas import FINITE_SCHEMAS, Codec, DecodeError, EncodeError, schema_fingerprint
 from streams.roles.sink.framing import AvroFramer
 from streams.roles.sink.routes import Route
 

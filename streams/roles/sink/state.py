@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from schemas.codec import Codec
+from schemas import Codec
 from streams.config import Settings
 from streams.roles.sink.batching import PartitionBuffer, Round
 from streams.roles.sink.options import SinkOptions

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from confluent_kafka import Producer
 
 from monitors.events import AlertEvent
-from schemas.codec import Codec
+from schemas import Codec
 from streams.cli.alerts import alerts_group
 from streams.config import Settings
 from streams.kafka.topics import ensure_topics

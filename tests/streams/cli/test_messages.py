@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, TopicPartition
 
-from schemas.codec import Codec
+from schemas import Codec
 from streams.cli.dlq import dlq, parse_offsets, parse_since
 from streams.cli.message_text import resolve_topic
 from streams.cli.produce import produce

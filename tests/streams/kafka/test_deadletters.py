@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import streams.kafka.deadletters
-from schemas.codec import Codec, DecodeError
+from schemas import Codec, DecodeError
 from streams.errors import StreamsError
 from streams.kafka.deadletters import (
     HEADER_SOURCE,

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas.codec import Codec
+from schemas import Codec
 from streams.models import Registry
 
 T0_MS = 1_700_000_040_000  # a whole minute: window w is [T0 + 60 w, T0 + 60 (w + 1)) s

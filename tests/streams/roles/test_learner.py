@@ -26,7 +26,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from schemas.codec import Codec
+from schemas import Codec
 from streams.config import Settings, load_settings, settings_env
 from streams.kafka.topics import ensure_topics, read_to_end
 from streams.local.demo_models import train_demo_model

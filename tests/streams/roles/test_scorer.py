@@ -15,7 +15,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from schemas.codec import Codec
+from schemas import Codec
 from streams.config import Settings, settings_env
 from streams.kafka.topics import ensure_topics
 from streams.local.demo_models import train_demo_model

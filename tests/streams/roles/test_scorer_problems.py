@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 from river import linear_model
 
-from schemas.codec import Codec
+from schemas import Codec
 from streams.config import load_settings
 from streams.models import ControlPlane, load_table
 from streams.roles.scorer import Scorer
