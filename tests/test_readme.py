@@ -114,20 +114,43 @@ def readme_blocks(text: str) -> list[Block]:
 BLOCKS = readme_blocks(README.read_text())
 
 
+def marker_problems(text: str) -> list[str]:
+    """What is wrong with the ``readme-test`` markers of ``text``, one line each.
+
+    >>> marker_problems("<!-- readme-test: skip: -->\\n```sh\\nmake demo\\n```\\n")
+    ["README.md:1: marker 'skip:' is neither 'continues' nor 'skip: <reason>'"]
+    """
+    lines = text.splitlines()
+    problems = []
+    for number, line in enumerate(lines, start=1):
+        if not (marker := MARKER.match(line)):
+            continue
+        body = marker["body"]
+        if body != "continues" and not re.fullmatch(r"skip:\s*\S.*", body):
+            problems.append(
+                f"README.md:{number}: marker {body!r} is neither 'continues' nor 'skip: <reason>'"
+            )
+        fence = FENCE.match(lines[number]) if number < len(lines) else None
+        if not (fence and fence["lang"] in RUNNABLE):
+            problems.append(f"README.md:{number}: marker not right before a sh/bash/python fence")
+    blocks = readme_blocks(text)
+    if blocks and blocks[0].continues:
+        problems.append(f"README.md:{blocks[0].line}: the first block has nothing to continue")
+    return problems
+
+
 def test_every_marker_is_known_and_every_skip_has_a_reason() -> None:
-    text = README.read_text().splitlines()
-    markers = [(n + 1, m["body"]) for n, line in enumerate(text) if (m := MARKER.match(line))]
-    for number, body in markers:
-        assert body == "continues" or re.fullmatch(r"skip:\s*\S.*", body), (
-            f"README.md:{number}: marker {body!r} is neither 'continues' nor 'skip: <reason>'"
-        )
-        following = text[number] if number < len(text) else ""
-        fence = FENCE.match(following)
-        assert fence and fence["lang"] in RUNNABLE, (
-            f"README.md:{number}: marker not right before a sh/bash/python fence"
-        )
     assert BLOCKS, "no runnable block found in README.md"
-    assert not BLOCKS[0].continues, "the first block has nothing to continue"
+    assert marker_problems(README.read_text()) == []
+
+
+def test_a_marker_away_from_a_fence_or_without_a_reason_is_refused() -> None:
+    text = "<!-- readme-test: skip -->\n\n```sh\nls\n```\n<!-- readme-test: continues -->\n"
+    assert marker_problems(text) == [
+        "README.md:1: marker 'skip' is neither 'continues' nor 'skip: <reason>'",
+        "README.md:1: marker not right before a sh/bash/python fence",
+        "README.md:6: marker not right before a sh/bash/python fence",
+    ]
 
 
 def _shims(directory: Path) -> Path:
