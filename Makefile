@@ -35,6 +35,7 @@ chromium:
 
 test: $(VENV)/.installed chromium
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

@@ -186,8 +186,7 @@ def create_topics(settings: Settings, names: list[str]) -> None:
         future.result(15)
 
 
-def produce_all(settings: Settings, topic: str, records: list[dict], fmt: str = "json"
-                ) -> float:
+def produce_all(settings: Settings, topic: str, records: list[dict], fmt: str = "json") -> float:
     """Produce every request (idempotent, acks=all, linger 20 ms); return the seconds taken."""
     encode = request_encoder(fmt)
     producer = Producer(settings.producer_config())
@@ -256,8 +255,9 @@ class Children:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None
-              ) -> subprocess.Popen:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen:
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as out:
             proc = subprocess.Popen(
@@ -439,8 +439,10 @@ class Bench:
         ensure_topics(s)  # else the first producer auto-creates them, with other partitions
         records = make_requests(self.args.count, "r", seed=1)
         took = produce_all(s, s.topic_requests, records, self.args.request_format)
-        print(f"  produced {len(records):,} {self.args.request_format} requests to "
-              f"{s.topic_requests} in {took:.1f} s")
+        print(
+            f"  produced {len(records):,} {self.args.request_format} requests to "
+            f"{s.topic_requests} in {took:.1f} s"
+        )
         del records
         consumer = Consumer(reader_config(s, "bench-count", 20))
         consumer.assign([TopicPartition(s.topic_predictions, p, 0) for p in range(PARTITIONS)])
@@ -460,16 +462,23 @@ class Bench:
 
         try:
             count_outputs(
-                consumer, run, lambda: proc.poll() is None, self.args.startup_timeout,
-                self.args.stall_timeout, self._timeouts(run.expected, 2000), tick,
+                consumer,
+                run,
+                lambda: proc.poll() is None,
+                self.args.startup_timeout,
+                self.args.stall_timeout,
+                self._timeouts(run.expected, 2000),
+                tick,
             )
         finally:
             consumer.close()
         tick()
         run.peak_rss_mb = self.scorer_rss.get("VmHWM")
         if not run.complete:
-            print(f"  {name} stopped early ({run.stopped}); worker log:\n"
-                  + self.children.log_tail("scorer"))
+            print(
+                f"  {name} stopped early ({run.stopped}); worker log:\n"
+                + self.children.log_tail("scorer")
+            )
         return run
 
     def scorer_alive(self) -> bool:
@@ -486,8 +495,9 @@ class Bench:
 
     # The baselines --------------------------------------------------------------------
 
-    def run_child(self, kind: str, n: int, floor_rate: float, guarantee: str = "at-least-once"
-                  ) -> Run:
+    def run_child(
+        self, kind: str, n: int, floor_rate: float, guarantee: str = "at-least-once"
+    ) -> Run:
         """The Faust or Quix job on ``n`` requests; Quix with the processing ``guarantee``."""
         s = self.settings
         name = kind if guarantee == "at-least-once" else f"{kind}-eos"
@@ -511,8 +521,8 @@ class Bench:
         run = Run(name, n)
         run.spawned_at = time.monotonic()
         proc = self.children.spawn(
-            name, [sys.executable, str(Path(__file__).resolve()), "_child", kind,
-                   json.dumps(config)]
+            name,
+            [sys.executable, str(Path(__file__).resolve()), "_child", kind, json.dumps(config)],
         )
         peak = 0.0
 
@@ -522,8 +532,13 @@ class Bench:
 
         try:
             count_outputs(
-                consumer, run, lambda: proc.poll() is None, self.args.startup_timeout,
-                self.args.stall_timeout, self._timeouts(n, floor_rate), tick,
+                consumer,
+                run,
+                lambda: proc.poll() is None,
+                self.args.startup_timeout,
+                self.args.stall_timeout,
+                self._timeouts(n, floor_rate),
+                tick,
             )
             tick()
         finally:
@@ -531,15 +546,21 @@ class Bench:
             self.children.stop(name)
         run.peak_rss_mb = peak or None
         if not run.complete:
-            print(f"  {name} stopped early ({run.stopped}); its log:\n"
-                  + self.children.log_tail(name))
+            print(
+                f"  {name} stopped early ({run.stopped}); its log:\n" + self.children.log_tail(name)
+            )
         return run
 
     # Latency ------------------------------------------------------------------------------
 
-    def latency(self, label: str, in_topic: str, out_topic: str, fmt: str,
-                times_of: Callable[[Message], tuple[str, float, float | None]]
-                ) -> dict[str, Any]:
+    def latency(
+        self,
+        label: str,
+        in_topic: str,
+        out_topic: str,
+        fmt: str,
+        times_of: Callable[[Message], tuple[str, float, float | None]],
+    ) -> dict[str, Any]:
         """Offer requests at the configured rate to ``in_topic`` and time each arrival on
         ``out_topic`` against the ``event_time`` it carries. ``times_of`` gives a received
         message's (request_id, event_time, scored_time or None); messages of other requests
@@ -563,14 +584,17 @@ class Bench:
                     delay = t0 + i / args.latency_rate - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                    value, headers = encode({
-                        "request_id": f"{label}-{i}",
-                        "model": MODEL,
-                        "features": {f: float((i * 7 + j) % 13) / 3.0
-                                     for j, f in enumerate(FEATURES)},
-                        "event_time": int(time.time() * 1000),
-                        "entity_id": f"e{i}",
-                    })
+                    value, headers = encode(
+                        {
+                            "request_id": f"{label}-{i}",
+                            "model": MODEL,
+                            "features": {
+                                f: float((i * 7 + j) % 13) / 3.0 for j, f in enumerate(FEATURES)
+                            },
+                            "event_time": int(time.time() * 1000),
+                            "entity_id": f"e{i}",
+                        }
+                    )
                     producer.produce(in_topic, value, f"e{i}".encode(), headers=headers)
                     producer.poll(0)
                 producer.flush(30)
@@ -609,7 +633,10 @@ class Bench:
         cutoff = started * 1000.0 + args.latency_warmup * 1000.0
         kept = [x for x in samples if x[0] >= cutoff]
         result: dict[str, Any] = {
-            "n": len(kept), "offered": n, "received": len(samples), "others": others
+            "n": len(kept),
+            "offered": n,
+            "received": len(samples),
+            "others": others,
         }
         if kept:
             result["total"] = percentiles([rcv - sent for sent, _sc, rcv in kept])
@@ -618,8 +645,9 @@ class Bench:
                 result["after_scored"] = percentiles([rcv - sc for _sent, sc, rcv in kept])
         return result
 
-    def measure_latency(self, run: Run, s: Settings, floor: bool = False
-                        ) -> dict[str, dict[str, Any]]:
+    def measure_latency(
+        self, run: Run, s: Settings, floor: bool = False
+    ) -> dict[str, dict[str, Any]]:
         """Latency through the scorer that made ``run`` (still running, with settings
         ``s``), after the broker floor when ``floor``; keyed ``floor`` and the run's name."""
         args = self.args
@@ -628,16 +656,17 @@ class Bench:
         if not self.scorer_alive() or not run.complete:
             print("  latency: skipped, the scorer did not finish its run")
             return {}
-        print(f"  latency at {args.latency_rate:,.0f} events/s offered for "
-              f"{args.latency_seconds:g} s: "
-              + ("the broker floor, then through the scorer" if floor else "through the scorer"))
+        print(
+            f"  latency at {args.latency_rate:,.0f} events/s offered for "
+            f"{args.latency_seconds:g} s: "
+            + ("the broker floor, then through the scorer" if floor else "through the scorer")
+        )
         out = {}
         if floor:
             out["floor"] = self.latency_floor()
             print(f"  floor: {out['floor']['received']:,}/{out['floor']['offered']:,} received")
         out[run.name] = self.latency_scorer(s, run.name)
-        print(f"  {run.name}: {out[run.name]['received']:,}/{out[run.name]['offered']:,} "
-              f"received")
+        print(f"  {run.name}: {out[run.name]['received']:,}/{out[run.name]['offered']:,} received")
         for name, result in out.items():
             if result["others"]:
                 print(f"  ({name}: {result['others']:,} messages of other requests ignored)")
@@ -686,7 +715,7 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
@@ -709,9 +738,11 @@ def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
     scorer = Scorer(s, table, Registry.from_settings(s), Codec.from_settings(s))
 
     # Consume as the lane does: a group member, read_committed, batches of up to 5,000.
-    consumer = Consumer(s.consumer_config(
-        "bench-profile", **{"isolation.level": "read_committed", "enable.partition.eof": False}
-    ))
+    consumer = Consumer(
+        s.consumer_config(
+            "bench-profile", **{"isolation.level": "read_committed", "enable.partition.eof": False}
+        )
+    )
     try:
         consumer.subscribe([s.topic_requests])
         messages, consume_s = _prefetch(consumer, limit)
@@ -762,32 +793,44 @@ def profile_scorer(settings: Settings, limit: int, fmt: str) -> None:
 
     def line(name: str, seconds: float, total: float) -> str:
         rate = n / seconds if seconds > 0 else float("inf")
-        return (f"    {name:<40} {seconds * 1e6 / n:7.2f} us/event  {rate:>12,.0f} ev/s"
-                f"  {100 * seconds / total:5.1f}%")
+        return (
+            f"    {name:<40} {seconds * 1e6 / n:7.2f} us/event  {rate:>12,.0f} ev/s"
+            f"  {100 * seconds / total:5.1f}%"
+        )
 
     lane_total = consume_s + frozen_s + sum(kafka.values())
-    print(f"  Scorer.process alone: {n / process_s:,.0f} events/s "
-          f"({process_s * 1e6 / n:.2f} us/event, {produced:,} outputs)")
+    print(
+        f"  Scorer.process alone: {n / process_s:,.0f} events/s "
+        f"({process_s * 1e6 / n:.2f} us/event, {produced:,} outputs)"
+    )
     print(f"  garbage collections during it: {pauses.summary()}")
-    print(f"  the same after gc.freeze() of what start-up left: {n / frozen_s:,.0f} events/s; "
-          f"collections: {frozen_pauses.summary()}")
-    print("  per stage of Scorer.process (replayed with its parts, frozen; % of the staged sum "
-          f"{staged_s * 1e6 / n:.2f} us/event):")
+    print(
+        f"  the same after gc.freeze() of what start-up left: {n / frozen_s:,.0f} events/s; "
+        f"collections: {frozen_pauses.summary()}"
+    )
+    print(
+        "  per stage of Scorer.process (replayed with its parts, frozen; % of the staged sum "
+        f"{staged_s * 1e6 / n:.2f} us/event):"
+    )
     for name, seconds in stages.items():
         print(line(name, seconds, staged_s))
     print("  decoding the same requests other ways, for comparison (% of the staged sum):")
     for name, seconds in compare.items():
         print(line(name, seconds, staged_s))
-    print("  the whole lane, batches of 5,000, frozen (% of consume + process + Kafka delivery, "
-          f"{lane_total * 1e6 / n:.2f} us/event = {n / lane_total:,.0f} events/s "
-          "on one thread):")
+    print(
+        "  the whole lane, batches of 5,000, frozen (% of consume + process + Kafka delivery, "
+        f"{lane_total * 1e6 / n:.2f} us/event = {n / lane_total:,.0f} events/s "
+        "on one thread):"
+    )
     print(line("consume (librdkafka, prefetched)", consume_s, lane_total))
     print(line("Scorer.process (after gc.freeze)", frozen_s, lane_total))
     for name, seconds in kafka.items():
         print(line(name, seconds, lane_total))
     if small:
-        print(f"  one small transaction ({SMALL_TXN} predictions) as at low rates, "
-              f"{len(small['total'])} in a row, ms:")
+        print(
+            f"  one small transaction ({SMALL_TXN} predictions) as at low rates, "
+            f"{len(small['total'])} in a row, ms:"
+        )
         for name, values in small.items():
             p = percentiles(values)
             print(f"    {name:<40} p50 {p['p50']:6.1f}  p99 {p['p99']:6.1f}  max {p['max']:6.1f}")
@@ -827,8 +870,10 @@ class GcPauses:
         parts = []
         for gen, values in self.pauses.items():
             if values:
-                parts.append(f"gen{gen} {len(values)}x, {sum(values):.0f} ms in all, "
-                             f"longest {max(values):.1f} ms")
+                parts.append(
+                    f"gen{gen} {len(values)}x, {sum(values):.0f} ms in all, "
+                    f"longest {max(values):.1f} ms"
+                )
         return "; ".join(parts) or "none"
 
 
@@ -851,14 +896,18 @@ def _prefetch(consumer: Consumer, limit: int) -> tuple[list[Message], float]:
     return messages, consume_s
 
 
-def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
-            ) -> tuple[dict[str, float], dict[str, float]]:
+def _stages(
+    scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
+) -> tuple[dict[str, float], dict[str, float]]:
     """Seconds per stage of Scorer.process, replayed with the scorer's own parts, and the
     same requests decoded other ways for comparison."""
     from streams.records import PREDICTION_FIELDS, prediction_values
 
-    codec, topic_in, topic_out = scorer.codec, scorer.settings.topic_requests, \
-        scorer.settings.topic_predictions
+    codec, topic_in, topic_out = (
+        scorer.codec,
+        scorer.settings.topic_requests,
+        scorer.settings.topic_predictions,
+    )
     stages: dict[str, float] = {}
     compare: dict[str, float] = {}
 
@@ -869,60 +918,102 @@ def _stages(scorer: Any, table: Any, lane_batches: list[list[Message]], fmt: str
         return result
 
     for batch in lane_batches:
-        reqs = timed(stages, f"decode (codec.decode_messages, {fmt})", lambda b=batch:
-                     codec.decode_messages(b, "ScoringRequest", topic_in))
-        routes = timed(stages, "route (once a batch) and group", lambda r=reqs: (
-            table.keyless_route(MODEL), [(q["model"], q) for q in r]
-        ))[0]
+        reqs = timed(
+            stages,
+            f"decode (codec.decode_messages, {fmt})",
+            lambda b=batch: codec.decode_messages(b, "ScoringRequest", topic_in),
+        )
+        routes = timed(
+            stages,
+            "route (once a batch) and group",
+            lambda r=reqs: (table.keyless_route(MODEL), [(q["model"], q) for q in r]),
+        )[0]
         version = routes[0][0]
         loaded = scorer.cache.get(MODEL, version)
         rows = [q["features"] for q in reqs]
-        _, matrix = timed(stages, "check + float matrix (check_many)",
-                          lambda r=rows, lm=loaded: lm.check_many(r))
-        frame = timed(stages, "predict: DataFrame of the matrix",
-                      lambda r=rows, lm=loaded, m=matrix: lm._frame(r, m))
-        proba = timed(stages, "predict: River predict_proba_many",
-                      lambda f=frame, lm=loaded: lm.model.predict_proba_many(f))
-        results = timed(stages, "predict: to (score, label)",
-                        lambda p=proba, lm=loaded: lm._from_matrix(
-                            np.nan_to_num(p.to_numpy(dtype=float)), [str(c) for c in p.columns]
-                        ))
+        _, matrix = timed(
+            stages, "check + float matrix (check_many)", lambda r=rows, lm=loaded: lm.check_many(r)
+        )
+        frame = timed(
+            stages,
+            "predict: DataFrame of the matrix",
+            lambda r=rows, lm=loaded, m=matrix: lm._frame(r, m),
+        )
+        proba = timed(
+            stages,
+            "predict: River predict_proba_many",
+            lambda f=frame, lm=loaded: lm.model.predict_proba_many(f),
+        )
+        results = timed(
+            stages,
+            "predict: to (score, label)",
+            lambda p=proba, lm=loaded: lm._from_matrix(
+                np.nan_to_num(p.to_numpy(dtype=float)), [str(c) for c in p.columns]
+            ),
+        )
         now_ms = int(time.time() * 1000)
-        values = timed(stages, "prediction values",
-                       lambda b=batch, r=reqs, res=results, v=version, t=now_ms:
-                       prediction_values(b, r, res, v, "champion", t))
-        timed(stages, "encode (codec.encode_projections, Avro)", lambda r=reqs, v=values:
-              codec.encode_projections("Prediction", r, PREDICTION_FIELDS, v, topic_out))
+        values = timed(
+            stages,
+            "prediction values",
+            lambda b=batch, r=reqs, res=results, v=version, t=now_ms: prediction_values(
+                b, r, res, v, "champion", t
+            ),
+        )
+        timed(
+            stages,
+            "encode (codec.encode_projections, Avro)",
+            lambda r=reqs, v=values: codec.encode_projections(
+                "Prediction", r, PREDICTION_FIELDS, v, topic_out
+            ),
+        )
         as_json = [orjson.dumps(q) for q in reqs]
         as_avro = [codec.encode("ScoringRequest", q) for q in reqs]
-        timed(compare, "orjson.loads alone (no validation)", lambda v=as_json: [
-            orjson.loads(x) for x in v
-        ])
-        timed(compare, "codec.decode of JSON requests", lambda v=as_json: [
-            codec.decode(x, None, "ScoringRequest", topic_in) for x in v
-        ])
-        timed(compare, "codec.decode_many of Avro requests", lambda v=as_avro: codec.decode_many(
-            [x for x, _h in v], [h for _x, h in v], "ScoringRequest", topic_in
-        ))
+        timed(
+            compare,
+            "orjson.loads alone (no validation)",
+            lambda v=as_json: [orjson.loads(x) for x in v],
+        )
+        timed(
+            compare,
+            "codec.decode of JSON requests",
+            lambda v=as_json: [codec.decode(x, None, "ScoringRequest", topic_in) for x in v],
+        )
+        timed(
+            compare,
+            "codec.decode_many of Avro requests",
+            lambda v=as_avro: codec.decode_many(
+                [x for x, _h in v], [h for _x, h in v], "ScoringRequest", topic_in
+            ),
+        )
     return stages, compare
 
 
-def _transactions(settings: Settings, consumer: Consumer, outputs: list[list[Any]]
-                  ) -> tuple[dict[str, float], dict[str, list[float]]]:
+def _transactions(
+    settings: Settings, consumer: Consumer, outputs: list[list[Any]]
+) -> tuple[dict[str, float], dict[str, list[float]]]:
     """The lane's delivery of ``outputs``: seconds per step over all batches, and ms per
     step of small transactions."""
-    producer = Producer(settings.producer_config(**{
-        "transactional.id": f"bench-profile-{uuid.uuid4().hex}", "client.id": "bench-profile",
-    }))
+    producer = Producer(
+        settings.producer_config(
+            **{
+                "transactional.id": f"bench-profile-{uuid.uuid4().hex}",
+                "client.id": "bench-profile",
+            }
+        )
+    )
     try:
         producer.init_transactions(30)
-        steps = ("produce() calls", "send_offsets_to_transaction",
-                 "commit_transaction (flush + EndTxn)")
+        steps = (
+            "produce() calls",
+            "send_offsets_to_transaction",
+            "commit_transaction (flush + EndTxn)",
+        )
         kafka = dict.fromkeys(steps, 0.0)
         small: dict[str, list[float]] = {name: [] for name in (*steps, "total")}
         flat = [o for outs in outputs for o in outs]
-        batches = list(outputs) + [flat[i:i + SMALL_TXN] for i in range(0, SMALL_TXN * 100,
-                                                                         SMALL_TXN)]
+        batches = list(outputs) + [
+            flat[i : i + SMALL_TXN] for i in range(0, SMALL_TXN * 100, SMALL_TXN)
+        ]
         for i, outs in enumerate(batches):
             if not outs:
                 continue
@@ -946,8 +1037,9 @@ def _transactions(settings: Settings, consumer: Consumer, outputs: list[list[Any
                 for name, value in zip(steps, (t1 - t, t2 - t1, t3 - t2), strict=True):
                     kafka[name] += value
             else:
-                for name, value in zip((*steps, "total"), (t1 - t, t2 - t1, t3 - t2, t3 - t),
-                                       strict=True):
+                for name, value in zip(
+                    (*steps, "total"), (t1 - t, t2 - t1, t3 - t2, t3 - t), strict=True
+                ):
                     small[name].append(value * 1000)
         producer.flush(10)
     finally:
@@ -1025,19 +1117,23 @@ def ceiling_child(config: dict) -> None:
     import pandas as pd
 
     model = pickle.loads(Path(config["model"]).read_bytes())
-    consumer = Consumer({
-        "bootstrap.servers": config["bootstrap"],
-        "group.id": config["group"],
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-        **BASELINE_CONSUMER_TUNING,
-    })
-    producer = Producer({
-        "bootstrap.servers": config["bootstrap"],
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 2,  # as the lanes (streams/kafka/lane.py): it flushes every batch
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": config["bootstrap"],
+            "group.id": config["group"],
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **BASELINE_CONSUMER_TUNING,
+        }
+    )
+    producer = Producer(
+        {
+            "bootstrap.servers": config["bootstrap"],
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,  # as the lanes (streams/kafka/lane.py): it flushes every batch
+        }
+    )
     consumer.subscribe([config["input"]])
     output = config["output"]
     while True:
@@ -1069,18 +1165,22 @@ def fmt_rate(rate: float | None) -> str:
 def report_run(run: Run, note: str = "") -> None:
     total = (
         f"total {fmt_rate(run.total_rate)} ev/s incl. {run.startup_s:.1f} s start-up"
-        if run.startup_s is not None else "no output"
+        if run.startup_s is not None
+        else "no output"
     )
     rss = f", peak RSS {run.peak_rss_mb:.0f} MB" if run.peak_rss_mb else ""
     status = (
         "" if run.complete else f"  INCOMPLETE: {run.counted:,}/{run.expected:,}, {run.stopped}"
     )
     short = (
-        "" if run.timed or run.rate is None
+        ""
+        if run.timed or run.rate is None
         else f"  [outputs came over {run.span_s:.2f} s only: too short to time, raise the count]"
     )
-    print(f"  {run.name:<9} {run.counted:>9,} events  {fmt_rate(run.rate):>8} ev/s  "
-          f"({total}{rss}){note}{status}{short}")
+    print(
+        f"  {run.name:<9} {run.counted:>9,} events  {fmt_rate(run.rate):>8} ev/s  "
+        f"({total}{rss}){note}{status}{short}"
+    )
 
 
 def free_port() -> int:
@@ -1101,18 +1201,24 @@ def run(args: argparse.Namespace) -> int:
     runs: dict[str, Run] = {}
     latency: dict[str, dict[str, Any]] = {}
     rss: dict[str, float] = {}
-    print(f"lastmile scoring benchmark: {args.count:,} requests, {len(FEATURES)} numeric "
-          f"features, River StandardScaler | LogisticRegression, {PARTITIONS} partitions")
-    print(f"embedded broker on 127.0.0.1:{port}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.2f}; work dir {tmp}")
+    print(
+        f"lastmile scoring benchmark: {args.count:,} requests, {len(FEATURES)} numeric "
+        f"features, River StandardScaler | LogisticRegression, {PARTITIONS} partitions"
+    )
+    print(
+        f"embedded broker on 127.0.0.1:{port}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}; work dir {tmp}"
+    )
     try:
         with EmbeddedBroker(tmp / "broker", port):
             bench.setup_model()
             same = "same-guarantee" not in args.skip
             ceiling = "ceiling" not in args.skip
             total = 4 + 2 * same + ceiling
-            print(f"\n[1/{total}] lastmile scorer, exactly once (python -m streams.cli.main worker "
-                  f"--roles scorer), {args.count:,} requests")
+            print(
+                f"\n[1/{total}] lastmile scorer, exactly once (python -m streams.cli.main worker "
+                f"--roles scorer), {args.count:,} requests"
+            )
             runs["lastmile"] = bench.run_lastmile()
             report_run(runs["lastmile"])
             latency.update(bench.measure_latency(runs["lastmile"], bench.settings, floor=True))
@@ -1128,8 +1234,10 @@ def run(args: argparse.Namespace) -> int:
                 runs["quix"] = bench.run_child("quix", args.quix_count, 1000)
                 report_run(runs["quix"])
             if same:
-                print(f"\n[4/{total}] lastmile scorer, at least once "
-                      f"(LASTMILE_SCORER_EXACTLY_ONCE=false), {args.count:,} requests")
+                print(
+                    f"\n[4/{total}] lastmile scorer, at least once "
+                    f"(LASTMILE_SCORER_EXACTLY_ONCE=false), {args.count:,} requests"
+                )
                 alo = bench.at_least_once()
                 runs["lastmile-alo"] = bench.run_lastmile("lastmile-alo", alo)
                 report_run(runs["lastmile-alo"])
@@ -1142,14 +1250,18 @@ def run(args: argparse.Namespace) -> int:
                     )
                     report_run(runs["quix-eos"])
             if ceiling:
-                print(f"\n[{total - 1}/{total}] the practical ceiling: a hand-written "
-                      f"confluent-kafka batch loop (orjson, predict_proba_many, at least once), "
-                      f"{args.ceiling_count:,} requests")
+                print(
+                    f"\n[{total - 1}/{total}] the practical ceiling: a hand-written "
+                    f"confluent-kafka batch loop (orjson, predict_proba_many, at least once), "
+                    f"{args.ceiling_count:,} requests"
+                )
                 runs["ceiling"] = bench.run_child("ceiling", args.ceiling_count, 1000)
                 report_run(runs["ceiling"])
             if "profile" not in args.skip:
-                print(f"\n[{total}/{total}] profile of Scorer.process in this process, "
-                      f"{args.profile_count:,} requests")
+                print(
+                    f"\n[{total}/{total}] profile of Scorer.process in this process, "
+                    f"{args.profile_count:,} requests"
+                )
                 bench.profile()
         failed = False
     finally:
@@ -1162,11 +1274,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str, dict],
-              rss: dict[str, float]) -> None:
+def summarize(
+    args: argparse.Namespace, runs: dict[str, Run], latency: dict[str, dict], rss: dict[str, float]
+) -> None:
     print(f"\n== summary == (load average now {os.getloadavg()[0]:.2f})")
-    print(f"throughput, events/s from first output to last (the total includes start-up); "
-          f"lastmile requests in {args.request_format}:")
+    print(
+        f"throughput, events/s from first output to last (the total includes start-up); "
+        f"lastmile requests in {args.request_format}:"
+    )
     for name, r in runs.items():
         note = ""
         if name == "faust" and args.faust_count < args.count:
@@ -1182,8 +1297,10 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
         return r.rate if r is not None and r.timed and r.rate else None
 
     rate = rate_of("lastmile")
-    print(f"  goal >= {GOAL_RATE:,} events/s per worker process: "
-          f"{goal(None if rate is None else rate >= GOAL_RATE)}")
+    print(
+        f"  goal >= {GOAL_RATE:,} events/s per worker process: "
+        f"{goal(None if rate is None else rate >= GOAL_RATE)}"
+    )
 
     def ratio(ours: str, theirs: str, target: float | None = None, asked: bool = False) -> None:
         a, b = rate_of(ours), rate_of(theirs)
@@ -1200,8 +1317,11 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
     print("  lastmile exactly once against the baselines' defaults (at least once):")
     for other, target in baselines:
         ratio("lastmile", other, target)
-    pairs = [("lastmile-alo", "faust", GOAL_VS_FAUST), ("lastmile-alo", "quix", GOAL_VS_QUIX),
-             ("lastmile", "quix-eos", GOAL_VS_QUIX)]
+    pairs = [
+        ("lastmile-alo", "faust", GOAL_VS_FAUST),
+        ("lastmile-alo", "quix", GOAL_VS_QUIX),
+        ("lastmile", "quix-eos", GOAL_VS_QUIX),
+    ]
     if any(rate_of(ours) and rate_of(theirs) for ours, theirs, _ in pairs):
         print("  the same delivery guarantee on both sides:")
     for ours, theirs, target in pairs:
@@ -1214,9 +1334,11 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
             ratio("ceiling", other, target, asked=True)
     floor = latency.get("floor")
     if floor is not None:
-        print(f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:g} s "
-              f"(first {args.latency_warmup:g} s dropped; producer linger {args.linger_ms} ms, "
-              f"consumer fetch.wait.max.ms {args.fetch_wait_ms}):")
+        print(
+            f"latency at {args.latency_rate:,.0f} events/s for {args.latency_seconds:g} s "
+            f"(first {args.latency_warmup:g} s dropped; producer linger {args.linger_ms} ms, "
+            f"consumer fetch.wait.max.ms {args.fetch_wait_ms}):"
+        )
         _latency_row("broker floor (no worker)", floor, "total")
     for name, title in (("lastmile", "exactly once"), ("lastmile-alo", "at least once")):
         scored = latency.get(name)
@@ -1228,24 +1350,33 @@ def summarize(args: argparse.Namespace, runs: dict[str, Run], latency: dict[str,
         if floor.get("total") and scored.get("total"):
             f, t = floor["total"], scored["total"]
             added50, added99 = t["p50"] - f["p50"], t["p99"] - f["p99"]
-            print(f"  {'  added over the floor':<26} p50 {added50:+7.1f} ms  "
-                  f"{'':16}p99 {added99:+7.1f} ms  "
-                  f"(goal p99 added <= {GOAL_P99_ADDED_MS:g} ms: "
-                  f"{goal(added99 <= GOAL_P99_ADDED_MS)})")
+            print(
+                f"  {'  added over the floor':<26} p50 {added50:+7.1f} ms  "
+                f"{'':16}p99 {added99:+7.1f} ms  "
+                f"(goal p99 added <= {GOAL_P99_ADDED_MS:g} ms: "
+                f"{goal(added99 <= GOAL_P99_ADDED_MS)})"
+            )
     if rss:
         hwm = rss.get("VmHWM")
-        print(f"scorer worker RSS, exactly once: peak (VmHWM) {hwm:.0f} MB, last "
-              f"{rss.get('VmRSS', 0):.0f} MB "
-              f"(goal <= {GOAL_RSS_MB:g} MB: {goal(None if hwm is None else hwm <= GOAL_RSS_MB)})")
+        print(
+            f"scorer worker RSS, exactly once: peak (VmHWM) {hwm:.0f} MB, last "
+            f"{rss.get('VmRSS', 0):.0f} MB "
+            f"(goal <= {GOAL_RSS_MB:g} MB: {goal(None if hwm is None else hwm <= GOAL_RSS_MB)})"
+        )
 
 
 def _latency_row(name: str, result: dict[str, Any], part: str) -> None:
     p = result.get(part)
     if p:
-        print(f"  {name:<26} p50 {p['p50']:7.1f} ms  p90 {p['p90']:7.1f} ms  "
-              f"p99 {p['p99']:7.1f} ms  max {p['max']:7.1f} ms"
-              + (f"  ({result['received']:,}/{result['offered']:,} received)"
-                 if part == "total" else ""))
+        print(
+            f"  {name:<26} p50 {p['p50']:7.1f} ms  p90 {p['p90']:7.1f} ms  "
+            f"p99 {p['p99']:7.1f} ms  max {p['max']:7.1f} ms"
+            + (
+                f"  ({result['received']:,}/{result['offered']:,} received)"
+                if part == "total"
+                else ""
+            )
+        )
     elif part == "total":
         print(f"  {name:<26} no samples ({result.get('received', 0)} received)")
 
@@ -1254,45 +1385,95 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--count", type=int, default=400_000,
-                   help="requests for the lastmile scorer (default 400,000: at ~100,000 "
-                        "events/s, 200,000 finish too soon to be timed)")
-    p.add_argument("--faust-count", type=int, default=20_000,
-                   help="requests for the per-event Faust agent, a few thousand events/s "
-                        "(default 20,000)")
-    p.add_argument("--quix-count", type=int, default=None,
-                   help="requests for Quix Streams (default: --count)")
-    p.add_argument("--ceiling-count", type=int, default=None,
-                   help="requests for the hand-written batch loop (default: twice --count, "
-                        "as it is fast enough to finish --count too soon to be timed)")
-    p.add_argument("--request-format", choices=("json", "avro"), default="json",
-                   help="how requests to the lastmile scorer are encoded: JSON (default) or "
-                        "lastmile Avro with schema headers; Faust and Quix always get JSON")
-    p.add_argument("--skip", default="",
-                   help=f"comma-separated parts to skip: {', '.join(SKIPPABLE)}")
-    p.add_argument("--latency-rate", type=float, default=1000.0,
-                   help="events/s offered in the latency runs (default 1,000)")
-    p.add_argument("--latency-seconds", type=float, default=15.0,
-                   help="seconds each latency run offers events (default 15)")
-    p.add_argument("--latency-warmup", type=float, default=1.0,
-                   help="seconds of each latency run left out of the percentiles (default 1)")
-    p.add_argument("--linger-ms", type=int, default=20,
-                   help="producer linger.ms of the latency runs' producer (default 20)")
-    p.add_argument("--fetch-wait-ms", type=int, default=10,
-                   help="fetch.wait.max.ms of the latency runs' consumer (default 10)")
-    p.add_argument("--profile-count", type=int, default=50_000,
-                   help="requests replayed in the in-process profile (default 50,000)")
-    p.add_argument("--startup-timeout", type=float, default=60.0,
-                   help="seconds a worker may take to its first output (default 60)")
-    p.add_argument("--stall-timeout", type=float, default=20.0,
-                   help="seconds without output before a run is called stuck (default 20)")
+    p.add_argument(
+        "--count",
+        type=int,
+        default=400_000,
+        help="requests for the lastmile scorer (default 400,000: at ~100,000 "
+        "events/s, 200,000 finish too soon to be timed)",
+    )
+    p.add_argument(
+        "--faust-count",
+        type=int,
+        default=20_000,
+        help="requests for the per-event Faust agent, a few thousand events/s (default 20,000)",
+    )
+    p.add_argument(
+        "--quix-count", type=int, default=None, help="requests for Quix Streams (default: --count)"
+    )
+    p.add_argument(
+        "--ceiling-count",
+        type=int,
+        default=None,
+        help="requests for the hand-written batch loop (default: twice --count, "
+        "as it is fast enough to finish --count too soon to be timed)",
+    )
+    p.add_argument(
+        "--request-format",
+        choices=("json", "avro"),
+        default="json",
+        help="how requests to the lastmile scorer are encoded: JSON (default) or "
+        "lastmile Avro with schema headers; Faust and Quix always get JSON",
+    )
+    p.add_argument(
+        "--skip", default="", help=f"comma-separated parts to skip: {', '.join(SKIPPABLE)}"
+    )
+    p.add_argument(
+        "--latency-rate",
+        type=float,
+        default=1000.0,
+        help="events/s offered in the latency runs (default 1,000)",
+    )
+    p.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=15.0,
+        help="seconds each latency run offers events (default 15)",
+    )
+    p.add_argument(
+        "--latency-warmup",
+        type=float,
+        default=1.0,
+        help="seconds of each latency run left out of the percentiles (default 1)",
+    )
+    p.add_argument(
+        "--linger-ms",
+        type=int,
+        default=20,
+        help="producer linger.ms of the latency runs' producer (default 20)",
+    )
+    p.add_argument(
+        "--fetch-wait-ms",
+        type=int,
+        default=10,
+        help="fetch.wait.max.ms of the latency runs' consumer (default 10)",
+    )
+    p.add_argument(
+        "--profile-count",
+        type=int,
+        default=50_000,
+        help="requests replayed in the in-process profile (default 50,000)",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a worker may take to its first output (default 60)",
+    )
+    p.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=20.0,
+        help="seconds without output before a run is called stuck (default 20)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs) afterwards")
     args = p.parse_args(argv)
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     unknown = args.skip - set(SKIPPABLE)
     if unknown:
-        p.error(f"--skip: unknown part(s) {', '.join(sorted(unknown))}; "
-                f"known: {', '.join(SKIPPABLE)}")
+        p.error(
+            f"--skip: unknown part(s) {', '.join(sorted(unknown))}; known: {', '.join(SKIPPABLE)}"
+        )
     if args.quix_count is None:
         args.quix_count = args.count
     if args.ceiling_count is None:

@@ -48,9 +48,7 @@ def clickhouse(stack_dir: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def fresh_settings(
-    broker: EmbeddedBroker, tmp_path: Path
-) -> Callable[..., Settings]:
+def fresh_settings(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Settings]:
     """Settings against the session broker with topics no other test uses.
 
     Call it with overrides: ``fresh_settings(clickhouse_port=...)``.

@@ -160,9 +160,7 @@ class Scorer:
         now_ms = int(time.time() * 1000)
         for (model, version, variant), (group_messages, group_requests) in work.items():
             outputs.extend(
-                self._score_version(
-                    model, version, variant, group_messages, group_requests, now_ms
-                )
+                self._score_version(model, version, variant, group_messages, group_requests, now_ms)
             )
         return outputs
 

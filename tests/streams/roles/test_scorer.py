@@ -216,12 +216,15 @@ def test_bad_requests_become_dead_letters_and_the_rest_is_scored(stack) -> None:
     producer = Producer(settings.producer_config())
     bad = {
         b"not json at all": "decode",
-        orjson.dumps({"request_id": "u1", "model": "nope", "features": {"x": 1.0},
-                      "event_time": 1}): "route",
-        orjson.dumps({"request_id": "f1", "model": "m", "features": {"y": 1.0},
-                      "event_time": 1}): "score",
-        orjson.dumps({"request_id": "t1", "model": "m", "features": {"x": "high"},
-                      "event_time": 1}): "score",
+        orjson.dumps(
+            {"request_id": "u1", "model": "nope", "features": {"x": 1.0}, "event_time": 1}
+        ): "route",
+        orjson.dumps(
+            {"request_id": "f1", "model": "m", "features": {"y": 1.0}, "event_time": 1}
+        ): "score",
+        orjson.dumps(
+            {"request_id": "t1", "model": "m", "features": {"x": "high"}, "event_time": 1}
+        ): "score",
         orjson.dumps({"model": "m", "features": {}}): "validate",
     }
     for value in bad:
@@ -284,7 +287,9 @@ def test_a_large_batch_with_bad_rows_answers_each_request_with_its_own_score(sta
         by_topic[schema].append(codec.decode(o.value, o.headers, schema))
     predictions, letters = by_topic["Prediction"], by_topic["DeadLetter"]
     assert sorted(d["error_type"] for d in letters) == [
-        "feature_missing", "feature_type", "feature_type"
+        "feature_missing",
+        "feature_type",
+        "feature_type",
     ]
     assert sorted(p["request_id"] for p in predictions) == sorted(f"r{i}" for i in range(600))
     model = control.registry.load("m", 1)
@@ -319,8 +324,12 @@ def test_one_scorer_serves_a_hundred_models(stack) -> None:
     producer = Producer(settings.producer_config())
     for i in range(2000):
         value = orjson.dumps(
-            {"request_id": f"r{i}", "model": f"m{i % 100:03d}", "features": {"x": 1.0},
-             "event_time": 1}
+            {
+                "request_id": f"r{i}",
+                "model": f"m{i % 100:03d}",
+                "features": {"x": 1.0},
+                "event_time": 1,
+            }
         )
         producer.produce(settings.topic_requests, value, str(i).encode())
     producer.flush(10)
@@ -360,8 +369,12 @@ def kill_workers_then_read(
     """Score ``n`` requests with a worker SIGKILLed mid-stream ``kills`` times, then one
     left to finish: the request ids, and every committed prediction."""
     model, rows, _ = train_demo_model("sea", n=2000)
-    control.promote("sea", control.register_and_publish(
-        "sea", model, "river", reference_rows=rows, labels=[False, True]).version)
+    control.promote(
+        "sea",
+        control.register_and_publish(
+            "sea", model, "river", reference_rows=rows, labels=[False, True]
+        ).version,
+    )
     producer = Producer(settings.producer_config())
     ids = []
     for event in simulated_events(model="sea", stream="sea", count=n, label_delay=None):
@@ -377,8 +390,9 @@ def kill_workers_then_read(
     progress = []
     for _ in range(kills):
         before = produced_so_far(settings)
-        proc = subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL,
-                                stderr=log_path.open("a"))
+        proc = subprocess.Popen(
+            worker, env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("a")
+        )
         # Kill it mid-stream: once it has committed something, while work remains.
         try:
             assert wait_for(lambda b=before: produced_so_far(settings) > b, 120, 0.02)
