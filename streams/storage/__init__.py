@@ -4,8 +4,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from streams.faces import lazy_exports
 
 # Where each public name lives. They load on first use (PEP 562), so a command that
 # needs one submodule does not pay for importing the others.
@@ -22,14 +21,4 @@ _HOMES = {
 
 __all__ = list(_HOMES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())
