@@ -195,7 +195,7 @@ class Codec:
         if fast is not None:
             try:  # the whole batch in one pass, the common case
                 bodies = list(map(fast, bases, values))
-            except Exception:
+            except Exception:  # the fast writer bails in any way; record by record follows
                 bodies = None
         if bodies is None:
             bodies = [
@@ -226,7 +226,7 @@ class Codec:
         if fast is not None:
             try:
                 return fast(record)
-            except Exception:
+            except Exception:  # the fast writer bails in any way; the normalised retry follows
                 pass
         try:
             normal = conform(cur.info.tree, record, "", False, cur.finite)
@@ -235,12 +235,12 @@ class Codec:
         if fast is not None:
             try:
                 return fast(normal)
-            except Exception:
+            except Exception:  # the fast writer bails in any way; fastavro words the error
                 pass
         out = io.BytesIO()
         try:
             fastavro.schemaless_writer(out, cur.info.parsed, normal)
-        except Exception as err:
+        except Exception as err:  # fastavro raises many types; each is this record's encode error
             raise EncodeError(f"{cur.name}: {err}") from None
         return out.getvalue()
 
@@ -264,6 +264,7 @@ class Codec:
                     f"{topic}-value", Schema(cur.info.schema_str, "AVRO")
                 )
             except Exception as err:
+                # the registry client raises many types; each means unavailable
                 raise SchemaRegistryUnavailable(
                     f"cannot register {cur.info.full_name} under {topic}-value: {err}"
                 ) from err

@@ -75,7 +75,7 @@ class CompiledSchema:
                 rec, pos = fast(value, start)
                 if pos == len(value):
                     return rec
-            except Exception:
+            except Exception:  # the fast reader bails in any way; the slow one words the error
                 pass
         return self.read_slow(value, start, self.info.plain, None, self.info)
 

@@ -299,7 +299,7 @@ def sample_problems(reader_raw: Any, writer_raw: Any, direction: str) -> list[st
             continue  # a sample the writer itself refuses says nothing about compatibility
         try:
             fastavro.schemaless_reader(io.BytesIO(out.getvalue()), writer, reader)
-        except Exception as err:
+        except Exception as err:  # fastavro raises many types; each is an incompatibility
             name = writer.get("name", "?") if isinstance(writer, dict) else "?"
             problems.append(
                 f"{_short(name)}: a sample record could not be read "
@@ -320,11 +320,11 @@ def check_compatibility(old_schema: Mapping | Any, new_schema: Mapping | Any) ->
     """
     try:
         _, old_tree = parse_expanded(old_schema)
-    except Exception as err:
+    except Exception as err:  # fastavro raises many types; each means not valid Avro
         return [f"the old schema is not valid Avro: {err}"]
     try:
         _, new_tree = parse_expanded(new_schema)
-    except Exception as err:
+    except Exception as err:  # fastavro raises many types; each means not valid Avro
         return [f"the new schema is not valid Avro: {err}"]
     root = (
         _short(new_tree["name"]) if isinstance(new_tree, dict) and "name" in new_tree else "schema"

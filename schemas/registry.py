@@ -76,7 +76,7 @@ def registry_reader(
                 f"schema id {sid} is not in the schema registry", schema=cur.name
             ) from None
         raise SchemaRegistryUnavailable(f"schema registry error for id {sid}: {err}") from err
-    except Exception as err:
+    except Exception as err:  # the registry client raises many types; each means unavailable
         raise SchemaRegistryUnavailable(
             f"cannot reach the schema registry for id {sid}: {err}"
         ) from err
@@ -86,7 +86,7 @@ def registry_reader(
         )
     try:
         writer = SchemaInfo.from_raw(json.loads(schema.schema_str))
-    except Exception as err:
+    except Exception as err:  # a registry's schema is foreign data: any parse error is refused
         raise DecodeError(
             f"schema id {sid} cannot be parsed as Avro: {err}", schema=cur.name
         ) from None

@@ -101,7 +101,7 @@ def _learn_read_template(
                 pos += 1
         if buf[pos] != 0 or pos + 1 != end:
             return None
-    except Exception:
+    except Exception:  # a template that fails to match in any way is no match
         return None
     double = _FINITE_DOUBLE if finite else b".{8}"
     ns: dict[str, Any] = {"_zl": _zl, "J": b"".join}
@@ -344,7 +344,7 @@ def template_map_writer(
         try:
             if t is not None:
                 t[1](check, vals)
-        except Exception:
+        except Exception:  # a template that fails in any way is dropped and learned again
             t = None
         if t is None or check != w[start:]:
             seen[layout] = -2

@@ -209,6 +209,7 @@ class LoadedModel:
             try:
                 out.append(self.predict_one(row))
             except Exception as err:
+                # a model is user code: its error is the row's, returned or raised
                 if not return_errors:
                     raise
                 out.append(err)

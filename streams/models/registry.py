@@ -383,7 +383,7 @@ class Registry:
                 write_durably(tmp / META, orjson.dumps(meta, option=orjson.OPT_INDENT_2))
                 os.rename(tmp, mdir / str(number))
                 fsync_dir(mdir)
-        except BaseException:
+        except BaseException:  # also on Ctrl-C: no half-written version is left
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         vdir = mdir / str(number)

@@ -130,7 +130,7 @@ class ModelTable:
         for callback in list(self._listeners):
             try:
                 callback(old, state)
-            except Exception:
+            except Exception:  # one listener's bug must not stop the table applying events
                 log.exception("model table listener failed for %s", state.model)
         with self._lock:
             stale, _ = self._stale(state)  # another thread may have applied newer meanwhile

@@ -90,7 +90,7 @@ class ModelWatcher:
                 **{"enable.partition.eof": True, "enable.auto.offset.store": False},
             )
             consumer = Consumer(conf)
-        except BaseException as err:
+        except BaseException as err:  # the watcher thread must report why it never started
             self._failure = err
             self._caught_up.set()
             return
@@ -129,7 +129,7 @@ class ModelWatcher:
                         self.table.apply(
                             decode_event(msg.value(), msg.headers(), self.settings, codec)
                         )
-                    except Exception:
+                    except Exception:  # one bad event is counted and skipped; the rest apply
                         self.errors += 1
                         log.exception("models.events offset %s: cannot apply event", msg.offset())
                     if pending.get(msg.partition(), 1 << 62) <= msg.offset() + 1:
