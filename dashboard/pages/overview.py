@@ -53,24 +53,29 @@ def render(view: q.View) -> None:
         charts.empty(charts.NO_PREDICTIONS)
         return
     totals = q.traffic_totals(view)
+    now = q.traffic_now(view)
     seconds = view.seconds
     active = q.active_alerts(view)
+    # The tiles say now (the range's last minute); the range's history is in the charts.
+    last = f"over the last {now['seconds']:.0f} s of the range"
     row1 = st.columns(4)
     row1[0].metric(
         "Requests/s",
-        charts.fmt_rate(totals["requests"] / seconds),
-        help=f"{totals['requests']:,} requests in the range (answered, or dead-lettered "
-        "instead), per second of the range.",
+        charts.fmt_rate(now["requests"]),
+        help=f"Requests answered or dead-lettered instead, {last}. "
+        f"The whole range: {totals['requests']:,}, "
+        f"{charts.fmt_rate(totals['requests'] / seconds)}/s.",
     )
     row1[1].metric(
         "Predictions/s",
-        charts.fmt_rate(totals["predictions"] / seconds),
-        help=f"{totals['predictions']:,} predictions, shadow ones included.",
+        charts.fmt_rate(now["predictions"]),
+        help=f"Predictions, shadow ones included, {last}. "
+        f"The whole range: {totals['predictions']:,}.",
     )
     row1[2].metric(
         "Dead letters/s",
-        charts.fmt_rate(totals["dead_letters"] / seconds),
-        help=f"{totals['dead_letters']:,} dead letters in the range.",
+        charts.fmt_rate(now["dead_letters"]),
+        help=f"Dead letters {last}. The whole range: {totals['dead_letters']:,}.",
     )
     row1[3].metric(
         "Active alerts", f"{len(active):,}", help="Alerts firing now (whatever the time range)."

@@ -41,6 +41,7 @@ from dashboard.queries.drift import (
 from dashboard.queries.overview import (
     latency_series,
     sink_status,
+    traffic_now,
     traffic_series,
     traffic_share,
     traffic_totals,
@@ -160,6 +161,7 @@ __all__ = [
     "score_histograms",
     "settings",
     "sink_status",
+    "traffic_now",
     "traffic_series",
     "traffic_share",
     "traffic_totals",

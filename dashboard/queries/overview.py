@@ -68,6 +68,43 @@ def traffic_totals(view: View) -> dict[str, float]:
 
 
 @cached
+def traffic_now(view: View) -> dict[str, float]:
+    """Requests, predictions and dead letters per second over the range's last minute.
+
+    From the raw tables, not the per-minute rollup: a minute of the rollup is still
+    filling while it lasts. Requests count as in :func:`traffic_totals`.
+    """
+    since, until = view.last_minute
+    params = view.params(since=since, until=until, requests_topic=view.requests_topic)
+    frame = query_frame(
+        view.db,
+        "traffic_now",
+        f"""
+        SELECT (SELECT count() FROM predictions
+                WHERE {TS_FILTER} AND {MODEL_FILTER} AND {VERSION_FILTER}) AS predictions,
+               (SELECT count() FROM predictions
+                WHERE {TS_FILTER} AND {MODEL_FILTER} AND {VERSION_FILTER}
+                  AND variant != 'shadow') AS answered,
+               (SELECT count() FROM dead_letters FINAL
+                WHERE {TS_FILTER} AND {MODEL_FILTER}) AS dead_letters,
+               (SELECT count() FROM dead_letters FINAL
+                WHERE {TS_FILTER} AND {MODEL_FILTER}
+                  AND source_topic = {{requests_topic:String}}) AS dead_requests""",
+        params,
+    )
+    row = frame.iloc[0] if len(frame) else {}
+    seconds = max((until - since).total_seconds(), 1.0)
+    count = {k: int(row.get(k, 0) or 0) for k in ("predictions", "answered", "dead_letters")}
+    dead_requests = int(row.get("dead_requests", 0) or 0)
+    return {
+        "seconds": seconds,
+        "predictions": count["predictions"] / seconds,
+        "requests": (count["answered"] + dead_requests) / seconds,
+        "dead_letters": count["dead_letters"] / seconds,
+    }
+
+
+@cached
 def traffic_series(view: View) -> pd.DataFrame:
     """Predictions per chart bucket and model/version/variant."""
     return query_frame(

@@ -43,6 +43,10 @@ K_FOCUS = "lm_focus"
 K_FEATURE = "lm_feature"
 
 
+# The sink writes within about a second (sink_batch_seconds); what is younger may be missing.
+SETTLE_S = 3
+
+
 @dataclasses.dataclass(frozen=True)
 class View:
     """What a page shows: model/version, time range and chart step, and the refresh tick.
@@ -66,6 +70,18 @@ class View:
         """How long the range has lasted so far (a range ending in the future is not over)."""
         end = min(self.until, dt.datetime.now(UTC))
         return max((end - self.since).total_seconds(), 1.0)
+
+    @property
+    def last_minute(self) -> tuple[dt.datetime, dt.datetime]:
+        """The range's last 60 seconds that have happened: "now" on a live range.
+
+        A live range ends in the future, so its last minute ends now, less
+        :data:`SETTLE_S` for the rows the sink has not written yet (a rate over a
+        minute whose last seconds are still missing would read low).
+        """
+        now = dt.datetime.now(UTC)
+        end = self.until if self.until <= now else now - dt.timedelta(seconds=SETTLE_S)
+        return max(end - dt.timedelta(seconds=60), self.since), end
 
     def params(self, **extra: Any) -> dict[str, Any]:
         """The bound parameters every scoped query shares."""

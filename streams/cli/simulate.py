@@ -8,7 +8,7 @@ import sys
 import click
 
 from streams.config import settings_from_context
-from streams.local.demo_models import DEMO_MODELS, train_demo_model
+from streams.local.demo_models import DEMO_MODELS, demo_model_kind, train_demo_model
 from streams.local.simulate import DRIFT_TYPES, STREAMS
 from streams.local.traffic_producer import produce_simulation
 
@@ -183,7 +183,7 @@ def demo_models_command(
                     reference_rows=rows,
                     metrics=scores,
                     parent=existing[-1] if existing else None,
-                    description=f"lastmile demo: StandardScaler | LogisticRegression on {stream}",
+                    description=f"lastmile demo: {demo_model_kind(stream)} on {stream}",
                 )
                 plane.promote(name, mv.version)
                 click.echo(

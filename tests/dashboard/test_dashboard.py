@@ -232,9 +232,28 @@ def test_overview_numbers_match_sql(filled: Filled, use: Callable) -> None:
     from dashboard.charts import fmt_rate
 
     assert predictions > answered > 0 and dead > 0
-    assert shown["Predictions/s"] == fmt_rate(predictions / seconds)
-    assert shown["Requests/s"] == fmt_rate((answered + dead_requests) / seconds)
-    assert shown["Dead letters/s"] == fmt_rate(dead / seconds)
+    # The rate tiles say now: the range's last minute (the range ended in the past).
+    last = run.end - dt.timedelta(seconds=60)
+    recent = {
+        name: filled.scalar(sql.format(where=where), s=last, e=run.end)
+        for name, sql in {
+            "predictions": "SELECT count() FROM predictions WHERE {where}",
+            "answered": "SELECT count() FROM predictions WHERE {where} AND variant != 'shadow'",
+            "dead": "SELECT count() FROM dead_letters FINAL WHERE {where}",
+            "dead_requests": "SELECT count() FROM dead_letters FINAL WHERE {where} "
+            "AND source_topic = 'scoring.requests'",
+        }.items()
+    }
+    assert 0 < recent["predictions"] < predictions
+    assert shown["Predictions/s"] == fmt_rate(recent["predictions"] / 60)
+    assert shown["Requests/s"] == fmt_rate((recent["answered"] + recent["dead_requests"]) / 60)
+    assert shown["Dead letters/s"] == fmt_rate(recent["dead"] / 60)
+    # The range's totals are in the tiles' help.
+    help_of = {m.label: m.help for m in at.metric}
+    assert f"{predictions:,}" in help_of["Predictions/s"]
+    requests = answered + dead_requests
+    assert f"{requests:,}, {fmt_rate(requests / seconds)}/s" in help_of["Requests/s"]
+    assert f"{dead:,}" in help_of["Dead letters/s"]
     firing = filled.scalar("""
         SELECT count() FROM (SELECT alert_id, argMax(state, ts) AS last FROM alerts
                              GROUP BY alert_id) WHERE last = 'firing'""")
@@ -271,7 +290,14 @@ def test_overview_follows_the_version_picker(filled: Filled, use: Callable) -> N
     )
     from dashboard.charts import fmt_rate
 
-    assert metrics(at)["Predictions/s"] == fmt_rate(n / (run.end - run.start).total_seconds())
+    n_last = filled.scalar(
+        "SELECT count() FROM predictions WHERE model = 'fraud' AND version = 2 "
+        "AND ts >= {s:DateTime64(3, 'UTC')} AND ts < {e:DateTime64(3, 'UTC')}",
+        s=run.end - dt.timedelta(seconds=60),
+        e=run.end,
+    )
+    assert 0 < n_last < n
+    assert metrics(at)["Predictions/s"] == fmt_rate(n_last / 60)
     assert at.selectbox(key="lm_model").value == "fraud"
     assert at.selectbox(key="lm_version").value == 2
 

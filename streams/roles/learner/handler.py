@@ -161,6 +161,7 @@ class Learner(
                 self.counts["not_owned"] += len(batch)
                 continue
             self.ingest(state, batch)
+        self.request_triggers()
         self.time_triggers(now)
         outputs += self.ticks(now)
         if self.checkpoint_due(now):

@@ -13,6 +13,7 @@ from streams.roles.learner.envelope import SourceMessage, key_model
 from streams.roles.learner.model_line import ModelLine
 from streams.roles.learner.partition_state import PartitionState
 from streams.roles.learner.publishing import REGISTERED_BY
+from streams.roles.learner.snapshot_policy import requested_at
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -104,6 +105,8 @@ class LearningStep:
             return None
         o = self.options
         line = ModelLine(model, loaded, o.window, o.reference_rows, self.clock())
+        # A request made before the line existed is not for it: it has learned nothing yet.
+        line.snapshot_answered = requested_at(self.table.get(model))
         self._follow(line, champion)
         state.lines[model] = line
         state.dirty = True

@@ -44,6 +44,7 @@ class ModelLine:
         self.since_snapshot = 0
         self.since_metrics = 0
         self.snapshot_wall = clock
+        self.snapshot_answered = 0  # the latest snapshot request (epoch ms) it answered
         self.metrics_wall = clock
         self.window = window
         labels = self.meta.get("labels") or []

@@ -14,8 +14,20 @@ if TYPE_CHECKING:
     from collections import Counter
     from collections.abc import Callable
 
+    from streams.models import ModelTable
     from streams.roles.learner.partition_state import PartitionState
     from streams.roles.learner.settings import LearnerSettings
+
+
+def requested_at(model_state: Any) -> int:
+    """When the model last asked for a snapshot, in epoch ms (0: never)."""
+    return int(getattr(model_state, "snapshot_request", None) or 0)
+
+
+def line_answered(line: ModelLine) -> int:
+    """The request a line answered last (lines checkpointed before requests existed: 0)."""
+    return int(getattr(line, "snapshot_answered", 0) or 0)
+
 
 #: Metric that decides ``auto`` promotions, and whether higher is better.
 PRIMARY = {"classification": ("accuracy", True), "regression": ("mae", False)}
@@ -29,6 +41,7 @@ class SnapshotPolicy:
 
     options: LearnerSettings
     clock: Callable[[], float]
+    table: ModelTable
     states: dict[int, PartitionState]
     counts: Counter[str]
     force_checkpoint: bool
@@ -80,6 +93,27 @@ class SnapshotPolicy:
             return False
         gain = online[name] - frozen[name] if higher else frozen[name] - online[name]
         return gain > self.options.promote_margin
+
+    def request_triggers(self) -> None:
+        """Snapshot each line whose model asks for one (``lastmile models snapshot``, or the
+        operator's ``snapshot`` action) since the line last answered.
+
+        The request is a timestamp in the model's state, not an event: the compacted
+        ``models.events`` keeps only the latest state, and a line remembers (in its
+        checkpoint) the request it answered, so a restart answers each request once.
+        """
+        table = self.table
+        for state in self.states.values():
+            for line in state.lines.values():
+                asked = requested_at(table.get(line.model))
+                if asked <= line_answered(line):
+                    continue
+                line.snapshot_answered = asked
+                state.dirty = True
+                if line.since_snapshot:
+                    self.take_snapshot(state, line, "requested")
+                else:
+                    self.counts["snapshot_requests_nothing_new"] += 1
 
     def time_triggers(self, now: float) -> None:
         o = self.options
