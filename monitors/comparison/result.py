@@ -2,9 +2,11 @@
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(1)
->>> y = rng.random(40_000) < 0.5
->>> champ = Outcomes("champion", 3, y[:20_000], np.where(rng.random(20_000) < 0.85, y[:20_000], ~y[:20_000]))
->>> chall = Outcomes("challenger", 4, y[20_000:], np.where(rng.random(20_000) < 0.88, y[20_000:], ~y[20_000:]))
+>>> y = rng.random(20_000) < 0.5
+>>> def predict(accuracy):  # right with probability `accuracy`
+...     return np.where(rng.random(len(y)) < accuracy, y, ~y)
+>>> champ = Outcomes("champion", 3, y, predict(0.85))
+>>> chall = Outcomes("challenger", 4, y, predict(0.88))
 >>> c = compare_split("churn", champ, chall, metric="accuracy")
 >>> c.decision, [a["n"] for a in c.to_dict()["arms"]]
 ('challenger_better', [20000, 20000])
@@ -148,7 +150,5 @@ def compare_paired(
     diff = PairedDifference(s.higher_is_better, **options)
     if len(champion):
         diff.update_many(champion.values(metric), challenger.values(metric))
-    arms = tuple(
-        Arm(o.variant, o.version, len(o), o.point(metric)) for o in (champion, challenger)
-    )
+    arms = tuple(Arm(o.variant, o.version, len(o), o.point(metric)) for o in (champion, challenger))
     return _result(model, metric, arms, diff, paired=True)
