@@ -33,7 +33,8 @@ EPS = 1e-15
 
 
 class MetricSpec(NamedTuple):
-    """What a metric is: its task, which way is better, and the mean it is decided on."""
+    """What a metric is: its task, the mean it is decided on, and which way that mean
+    is better (for ``roc_auc`` the mean is log loss: lower is better)."""
 
     name: str
     task: str
@@ -51,7 +52,7 @@ def _same(x: float) -> float:
 METRICS: dict[str, MetricSpec] = {
     "accuracy": MetricSpec("accuracy", "classification", True, "accuracy", _same),
     "log_loss": MetricSpec("log_loss", "classification", False, "log_loss", _same),
-    "roc_auc": MetricSpec("roc_auc", "classification", True, "log_loss", _same),
+    "roc_auc": MetricSpec("roc_auc", "classification", False, "log_loss", _same),
     "mae": MetricSpec("mae", "regression", False, "mae", _same),
     "rmse": MetricSpec("rmse", "regression", False, "mse", lambda m: math.sqrt(max(m, 0.0))),
 }
