@@ -41,6 +41,14 @@ class SplitRun:
         decided = self.first[self.first > 0]
         return float(np.median(decided)) if decided.size else float("nan")
 
+    def n_for_power(self, power: float) -> float:
+        """Outcomes per arm by which a share `power` of all experiments has decided
+        (NaN when fewer did within the run)."""
+        if self.decided < power:
+            return float("nan")
+        never = np.where(self.first > 0, self.first, np.iinfo(np.int64).max)
+        return float(np.quantile(never, power, method="higher"))
+
     @property
     def decided(self) -> float:
         return float(np.mean(self.first > 0))
@@ -55,10 +63,12 @@ def simulate_split(
     alpha: float = 0.05,
     target_n: float = 10_000,
     min_n: int = 30,
-    chunk: int = 50,
+    chunk: int | None = None,
 ) -> SplitRun:
     """Bernoulli outcomes (a hit with the arm's accuracy), the comparison read after
-    every pair of outcomes; `chunk` experiments at a time bound the memory."""
+    every pair of outcomes; `chunk` experiments at a time bound the memory (by default
+    about two million outcomes per arm at once)."""
+    chunk = chunk or max(1, 2_000_000 // n_per_arm)
     seq = MixtureSequence(alpha, target_n)
     rng = np.random.default_rng(seed)
     firsts, signs = [], []

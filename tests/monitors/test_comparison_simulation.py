@@ -75,3 +75,24 @@ def test_a_two_point_accuracy_lift_is_decided() -> None:
     assert run.decided >= 0.95
     # The README's figure: about 4,400 outcomes per arm (median over seeds).
     assert run.median_n() == pytest.approx(4_400, rel=0.25)
+
+
+def test_bench_fixed_n_is_the_textbook_two_proportion_sample_size() -> None:
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    from scipy import stats
+
+    path = Path(__file__).parents[2] / "bench" / "lift_sample_sizes.py"
+    spec = importlib.util.spec_from_file_location("lift_sample_sizes", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    h = 2 * math.asin(math.sqrt(0.87)) - 2 * math.asin(math.sqrt(0.85))  # Cohen's h
+    z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+    # arcsin(sqrt(p)) of n outcomes has variance 1 / (4 n): the difference of two, 2 / n.
+    assert bench.fixed_n_per_arm(0.85, 0.02) == math.ceil(2 * (z / h) ** 2)
+    rows = bench.lift_sample_sizes(lifts=(0.05,), experiments=40, seed=3)
+    assert rows[0]["decided"] >= 0.9 and rows[0]["wrong_way"] == 0.0
+    assert rows[0]["sequential_median"] <= rows[0]["sequential_p80"]
+    assert "5pt 0.85 -> 0.90" in bench.format_rows(rows)
