@@ -90,7 +90,7 @@ def test_bench_fixed_n_is_the_textbook_two_proportion_sample_size() -> None:
     spec.loader.exec_module(bench)
     h = 2 * math.asin(math.sqrt(0.87)) - 2 * math.asin(math.sqrt(0.85))  # Cohen's h
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
-    # arcsin(sqrt(p)) of n outcomes has variance 1 / (4 n): the difference of two, 2 / n.
+    # 2 arcsin(sqrt(p)) of n outcomes has variance 1 / n: the difference of two, 2 / n.
     assert bench.fixed_n_per_arm(0.85, 0.02) == math.ceil(2 * (z / h) ** 2)
     rows = bench.lift_sample_sizes(lifts=(0.05,), experiments=40, seed=3)
     assert rows[0]["decided"] >= 0.9 and rows[0]["wrong_way"] == 0.0
