@@ -32,7 +32,7 @@ def test_simulation_reads_the_split_as_the_comparison_does() -> None:
 def test_aa_split_with_continuous_peeking_keeps_false_wins_below_alpha() -> None:
     # 1,000 experiments x 10,000 outcomes per arm, read after every pair: the binomial
     # standard error of the rate at alpha is 0.007, so a leaky test (a fixed-n z-test
-    # peeked at this often is wrong in about a third of them) cannot pass.
+    # peeked at this often declares a winner in about half of them) cannot pass.
     run = simulate_split(0.85, 0.85, n_per_arm=10_000, experiments=1_000, seed=2024)
     assert run.false_rate("challenger_better") <= ALPHA
     assert run.false_rate("challenger_better") + run.false_rate("champion_better") <= ALPHA
