@@ -99,7 +99,12 @@ def query_rows(
 
 
 def _outcomes(
-    rows: Sequence[Mapping[str, Any]], variant: str, version: int, task: str, positive: str
+    rows: Sequence[Mapping[str, Any]],
+    variant: str,
+    version: int,
+    task: str,
+    positive: str,
+    multiclass: bool = False,
 ) -> Outcomes:
     if task == "regression":
         pairs = [
@@ -113,6 +118,10 @@ def _outcomes(
         label_str(r["outcome_label"] if r["outcome_label"] is not None else r["outcome_value"])
         for r in rows
     ]
+    if multiclass:
+        # Accuracy only: a hit is the predicted label being the observed one.
+        hits = np.array([r["label"] == t for r, t in zip(rows, truth, strict=True)], dtype=bool)
+        return Outcomes(variant, version, np.ones(len(rows), dtype=bool), hits)
     y = np.array([t == positive for t in truth], dtype=bool)
     has_labels = all(r["label"] is not None for r in rows)
     pred = np.array([r["label"] == positive for r in rows], dtype=bool) if has_labels else None
@@ -130,24 +139,29 @@ def compare_rows(
     task: str = "classification",
     metric: str | None = None,
     positive_label: str = "1",
+    labels: int = 2,
     **options: Any,
 ) -> Comparison:
     """The comparison of joined-outcome rows (as :func:`query_rows` returns them): a
-    shadow's rows are paired with the champion's by request id."""
+    shadow's rows are paired with the champion's by request id. A classifier of more
+    than two `labels` is compared on accuracy only."""
     metric = metric or (REGRESSION if task == "regression" else CLASSIFICATION)
     if spec(metric).task != task:
         raise ComparisonError(f"{metric} is not a metric of {task} (a {model} model)")
+    multiclass = task == "classification" and labels > 2
+    if multiclass and metric != "accuracy":
+        raise ComparisonError(f"{model} has {labels} classes: only accuracy compares them")
     champ = [r for r in rows if r["variant"] == "champion"]
     rest = [r for r in rows if r["variant"] == against]
     if against == "shadow":
         both = {r["request_id"] for r in champ} & {r["request_id"] for r in rest}
         champ = [r for r in champ if r["request_id"] in both]
         rest = [r for r in rest if r["request_id"] in both]
-        a = _outcomes(champ, "champion", champion, task, positive_label)
-        b = _outcomes(rest, against, other, task, positive_label)
+        a = _outcomes(champ, "champion", champion, task, positive_label, multiclass)
+        b = _outcomes(rest, against, other, task, positive_label, multiclass)
         return compare_paired(model, a, b, metric, **options)
-    a = _outcomes(champ, "champion", champion, task, positive_label)
-    b = _outcomes(rest, against, other, task, positive_label)
+    a = _outcomes(champ, "champion", champion, task, positive_label, multiclass)
+    b = _outcomes(rest, against, other, task, positive_label, multiclass)
     return compare_split(model, a, b, metric, **options)
 
 
@@ -183,7 +197,8 @@ def compare_model(
             client.close()
     return compare_rows(
         name, rows, against, champion, other, task, metric,
-        positive_label=str(meta.get("positive_label") or "1"), alpha=alpha,
+        positive_label=str(meta.get("positive_label") or "1"),
+        labels=len(meta.get("labels") or []) or 2, alpha=alpha,
     )  # fmt: skip
 
 
@@ -199,9 +214,11 @@ def describe(c: Comparison) -> str:
         {"variant": a.variant, "version": a.version, "n": a.n, c.metric: _number(a.value)}
         for a in c.arms
     ]
-    on = c.decided_on if c.decided_on == c.metric else f"{c.decided_on} (no sequential test "
-    if c.decided_on != c.metric:
-        on += f"for {c.metric})" if c.metric == "roc_auc" else f"units; {c.metric} is its root)"
+    on = c.decided_on
+    if c.metric == "roc_auc":
+        on += " (no sequential test for roc_auc: the decision is on log loss)"
+    elif c.decided_on != c.metric:
+        on += f" ({c.metric} is its square root)"
     kind = "paired by request" if c.paired else "split"
     return "\n".join(
         [

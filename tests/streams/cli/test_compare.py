@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 from river import linear_model
-from sklearn.metrics import accuracy_score, mean_absolute_error
+from sklearn.metrics import accuracy_score, mean_absolute_error, root_mean_squared_error
 
 from monitors.comparison import Outcomes, compare_paired
-from streams.cli.compare import compare_model
+from streams.cli.compare import ComparisonError, compare_model, compare_rows
 from streams.cli.models import models
 from streams.config import Settings, load_settings
 from streams.models import ControlPlane
@@ -151,6 +151,26 @@ def test_shadow_compare_is_paired_by_request(settings: Settings) -> None:
     assert [a.n for a in c.arms] == [2_000, 2_000]
     assert c.arms[0].value == pytest.approx(mean_absolute_error(truth, champ))
     assert c.lift == pytest.approx(reference.lift) and c.lower == pytest.approx(reference.lower)
+    table = run(settings, "price", "--metric", "rmse")
+    assert table.exit_code == 0, table.output
+    assert "paired by request" in table.output and "mse (rmse is its square root)" in table.output
+    assert f"{root_mean_squared_error(truth, shadow):.4f}" in table.output
+
+
+def test_multiclass_rows_are_compared_on_accuracy_only() -> None:
+    rows = [
+        {"variant": v, "version": n, "request_id": f"{v}{i}", "score": 0.9, "label": said,
+         "outcome_label": truth, "outcome_value": None}
+        for v, n, hits in (("champion", 1, 6), ("challenger", 2, 9))
+        for i, (said, truth) in enumerate(
+            [("b", "b")] * hits * 10 + [("a", "c")] * (10 - hits) * 10
+        )
+    ]  # fmt: skip
+    c = compare_rows("iris", rows, "challenger", 1, 2, labels=3, target_n=200)
+    assert [a.value for a in c.arms] == [0.6, 0.9] and c.lift == pytest.approx(0.3)
+    assert c.decision == "challenger_better"
+    with pytest.raises(ComparisonError, match="only accuracy"):
+        compare_rows("iris", rows, "challenger", 1, 2, metric="log_loss", labels=3)
 
 
 def test_nothing_to_compare_and_wrong_metric_are_one_line_errors(settings: Settings) -> None:
