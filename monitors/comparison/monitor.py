@@ -27,6 +27,7 @@ from river import stats
 
 from monitors.comparison.difference import DECISIONS, PairedDifference, UnpairedDifference
 from monitors.comparison.metrics import CLASSIFICATION, REGRESSION, observe, spec
+from monitors.comparison.sequence import MixtureSequence
 from monitors.events import MetricValue
 
 __all__ = ["COMPARISON_METRICS", "ComparisonMonitor"]
@@ -59,6 +60,12 @@ class ComparisonMonitor:
         self.pairs: dict[tuple[str, str, str], PairedDifference] = {}
         self._pending: dict[tuple[str, str], dict[str, tuple[str, float]]] = {}
         self._dirty: set[str] = set()
+
+    def set_alpha(self, alpha: float) -> None:
+        """Decide at `alpha` from now on (a restored monitor takes the configured one)."""
+        self.options["alpha"] = alpha
+        for pair in self.pairs.values():
+            pair.sequence = MixtureSequence(alpha, pair.sequence.target_n, pair.sequence.tau)
 
     def update(
         self,

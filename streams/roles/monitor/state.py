@@ -74,7 +74,7 @@ class MonitorState:
             task: PerformanceMonitor(task, o.performance_window)  # type: ignore[arg-type]
             for task in ("classification", "regression")
         }
-        self.comparison = ComparisonMonitor()
+        self.comparison = ComparisonMonitor(alpha=o.comparison_alpha)
         self.banks: dict[str, DetectorBank] = {}
         for spec in o.detectors:
             stream, _, name = spec.partition(":")
@@ -148,6 +148,7 @@ class MonitorState:
             self.performance[task] = monitor
         if d.get("comparison") is not None:  # absent from snapshots that predate it
             self.comparison = pickle.loads(d["comparison"])
+            self.comparison.set_alpha(o.comparison_alpha)
         for stream, (blob, name) in d["banks"].items():
             if stream in self.banks and name == self._detector_name(stream):
                 factory = self.banks[stream].factory

@@ -166,3 +166,25 @@ def test_comparison_continues_exactly_after_a_restore(two_versions: Any) -> None
     final = lambda ms: {m.metric: (m.value, m.n) for m in ms if m.window_start == end}  # noqa: E731
     assert final(got) == final(expected)
     assert final(expected)["lift"][1] == len(outcomes)
+
+
+def test_comparison_alpha_is_configured_and_survives_a_restore(two_versions: Any) -> None:
+    from streams.roles.monitor import MonitorSettings
+
+    assert MonitorSettings.from_env({"LASTMILE_MONITOR_COMPARISON_ALPHA": "0.01"}) == (
+        MonitorSettings(comparison_alpha=0.01)
+    )
+    with pytest.raises(ValueError, match="alpha"):
+        MonitorSettings(comparison_alpha=1.5)
+    settings, registry = two_versions
+    records, outcomes = traffic("shadow", {"champion": 0.8, "shadow": 0.84}, seed=5)
+    messages = interleave(settings, records, outcomes)
+    monitor = new_monitor(settings, registry, comparison_alpha=0.01)
+    run(monitor, messages)
+    pair = monitor.comparison.shadow("m")
+    assert pair is not None and pair.alpha == 0.01
+    loose = new_monitor(settings, registry, comparison_alpha=0.2)
+    loose.restore((1, monitor.state()))
+    wide, narrow = pair, loose.comparison.shadow("m")
+    assert narrow.alpha == 0.2 and narrow.n == wide.n
+    assert narrow.upper - narrow.lower < wide.upper - wide.lower
