@@ -227,6 +227,9 @@ class Settings:
         100_000, "Predictions the monitor keeps to join outcomes with (0: no performance)."
     )
     monitor_performance_window: int = _field(1000, "Outcomes per rolling performance metric.")
+    monitor_comparison_alpha: float = _field(
+        0.05, "Error rate of the champion/challenger decision, however often it is read."
+    )
     monitor_detectors: str = _field(
         "error:adwin", "Change detectors as stream:detector (streams score, error)."
     )

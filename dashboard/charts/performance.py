@@ -68,3 +68,41 @@ def snapshot_timeline(frame: pd.DataFrame) -> alt.Chart:
             ],
         )
     )
+
+
+#: The decision codes the monitor publishes, as words.
+DECISION_WORDS = {1: "challenger better", -1: "champion better", 0: "undecided"}
+
+
+def lift_band(frame: pd.DataFrame, title: str) -> alt.LayerChart:
+    """The lift over time with its always-valid band, a rule at no difference, and each
+    window's decision as the point's colour (frame: t, series, lift, lower, upper,
+    decision)."""
+    frame = frame.assign(
+        decided=[DECISION_WORDS.get(int(d), "undecided") for d in frame["decision"].fillna(0)]
+    )
+    base = alt.Chart(frame, height=HEIGHT, title=title)
+    x = alt.X("t:T", axis=TIME_AXIS)
+    band = base.mark_area(opacity=0.2).encode(
+        x=x,
+        y=alt.Y("lower:Q", title="lift (positive: challenger better)"),
+        y2="upper:Q",
+        color=alt.Color("series:N", title="compared"),
+    )
+    line = base.mark_line().encode(x=x, y="lift:Q", color="series:N")
+    points = base.mark_point(filled=True, size=50).encode(
+        x=x,
+        y="lift:Q",
+        shape=alt.Shape("decided:N", title="decision"),
+        tooltip=[
+            "series:N",
+            alt.Tooltip("t:T", format="%Y-%m-%d %H:%M"),
+            alt.Tooltip("lift:Q", format=".4f"),
+            alt.Tooltip("lower:Q", format=".4f"),
+            alt.Tooltip("upper:Q", format=".4f"),
+            "decided:N",
+            alt.Tooltip("n:Q", format=",", title="outcomes"),
+        ],
+    )
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
+    return band + line + points + zero

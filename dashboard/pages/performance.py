@@ -11,6 +11,8 @@ import streamlit as st
 
 from dashboard import charts
 from dashboard import queries as q
+from dashboard.charts.performance import DECISION_WORDS, lift_band
+from dashboard.queries.performance import comparison_metrics
 
 K_METRIC = "lm_perf_metric"
 
@@ -143,6 +145,41 @@ def _champion_challenger(view: q.View, labels: dict[int, str]) -> None:
     )
 
 
+def _lift(view: q.View, labels: dict[int, str]) -> None:
+    """The monitor's per-window comparison: the lift, its band and the decision."""
+    frame = comparison_metrics(view)
+    if frame.empty:
+        charts.empty(
+            "No comparison yet: the monitor publishes one per window once a challenger (or "
+            "a shadow) has outcomes. `lastmile models compare "
+            f"{view.model}` computes it from the stored outcomes."
+        )
+        return
+    frame = frame.assign(
+        t=pd.to_datetime(frame["t"]),
+        series=[
+            f"{labels.get(int(v), f'v{v}')}{' (paired)' if seg else ''} vs champion"
+            for v, seg in zip(frame["version"], frame["segment"], strict=True)
+        ],
+    )
+    latest = frame.sort_values("t").groupby("series").tail(1)
+    cols = st.columns(max(min(len(latest), 4), 1))
+    for col, r in zip(cols, latest.itertuples(), strict=False):
+        bounds = "–" if pd.isna(r.lower) else f"[{r.lower:+.4f}, {r.upper:+.4f}]"
+        col.metric(
+            f"Decision · {r.series}",
+            DECISION_WORDS.get(int(r.decision) if pd.notna(r.decision) else 0, "undecided"),
+            delta=f"lift {r.lift:+.4f}",
+            delta_color="off",
+            help=f"Lift {r.lift:+.4f}, always-valid band {bounds} on {int(r.n):,} outcomes "
+            "(accuracy for classifiers, MAE for regressors; positive: challenger better).",
+        )
+    st.altair_chart(
+        lift_band(frame, "Lift over the champion, with its always-valid band (alpha 0.05)"),
+        width="stretch",
+    )
+
+
 def _snapshots(view: q.View) -> None:
     st.subheader("Online model snapshots")
     versions = q.model_versions(view, view.model)
@@ -183,6 +220,7 @@ def render(view: q.View) -> None:
     labels = _labels(q.model_versions(view, view.model))
     _rolling(view, labels)
     _champion_challenger(view, labels)
+    _lift(view, labels)
     _snapshots(view)
 
 

@@ -103,3 +103,35 @@ def outcome_join(view: View) -> pd.DataFrame:
     frame["labelled"] *= sample
     frame["sample"] = sample
     return frame
+
+
+#: What the monitor publishes per window about champion against challenger or shadow.
+COMPARISON_METRICS = ("lift", "lift_lower", "lift_upper", "comparison_decision")
+
+
+@cached
+def comparison_metrics(view: View) -> pd.DataFrame:
+    """The monitor's comparisons per window, one row per (window, version, segment):
+    lift, its always-valid bounds (null before enough outcomes) and the decision (1
+    challenger better, -1 champion better, 0 undecided). Segment ``variant=shadow`` is
+    the paired shadow comparison, the empty one the split's; `version` is the
+    challenger's (or the shadow's)."""
+    return query_frame(
+        view.db,
+        "comparison_metrics",
+        """
+        SELECT window_end AS t, version, segment,
+               anyLastIf(toNullable(value), metric = 'lift') AS lift,
+               anyLastIf(toNullable(value), metric = 'lift_lower') AS lower,
+               anyLastIf(toNullable(value), metric = 'lift_upper') AS upper,
+               anyLastIf(toNullable(value), metric = 'comparison_decision') AS decision,
+               max(n) AS n
+        FROM metrics
+        WHERE model = {model:String} AND has({names:Array(String)}, metric)
+          AND window_end > {since:DateTime64(3, 'UTC')}
+          AND window_end <= {until:DateTime64(3, 'UTC')}
+        GROUP BY t, version, segment
+        HAVING lift IS NOT NULL
+        ORDER BY t""",
+        view.params(names=list(COMPARISON_METRICS)),
+    )

@@ -17,6 +17,7 @@ from typing import Any
 import click
 import orjson
 
+from streams.cli.compare import compare_command
 from streams.cli.model_inputs import read_rows, resolve_python_path
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
@@ -479,3 +480,6 @@ def verify_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
     bad = [r for r in rows if r["status"] != "ok"]
     if bad:
         raise RegistryError(f"{len(bad)} artifact(s) failed verification")
+
+
+models.add_command(compare_command)  # lastmile models compare: streams/cli/compare.py

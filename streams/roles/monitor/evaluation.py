@@ -21,8 +21,8 @@ class WindowEmission:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: evaluates closed windows
     and encodes what goes out (the rule engine turns metrics into alerts in between).
 
-    A mixin: ``settings``, ``codec``, ``performance``, ``counts`` and :meth:`context`
-    are the monitor's."""
+    A mixin: ``settings``, ``codec``, ``performance``, ``comparison``, ``counts`` and
+    :meth:`context` are the monitor's."""
 
     def evaluate_windows(
         self, closed: Sequence[ClosedWindow[PredictionSketch]]
@@ -50,7 +50,8 @@ class WindowEmission:
         return out
 
     def _collect_performance(self, start: float, end: float) -> list[MetricValue]:
-        return [m for p in self.performance.values() for m in p.collect(start, end)]
+        out = [m for p in self.performance.values() for m in p.collect(start, end)]
+        return out + self.comparison.collect(start, end)
 
     def encode_outputs(
         self, metrics: Sequence[MetricValue], alerts: Sequence[AlertEvent], now_ms: int

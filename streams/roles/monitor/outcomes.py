@@ -1,5 +1,6 @@
 """The outcome join: outcomes meet their predictions by request id, and feed rolling
-performance per version and segment and the error stream's change detector."""
+performance per version and segment, the champion/challenger comparison per variant, and
+the error stream's change detector."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ class OutcomeJoin:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: joins a batch's outcomes
     (the join buffer and performance trackers are the monitor's state).
 
-    A mixin: ``options``, ``join``, ``join_models``, ``performance``, ``banks``,
-    ``counts``, ``detections``, ``joined_now`` and :meth:`context` are the monitor's."""
+    A mixin: ``options``, ``join``, ``join_models``, ``performance``, ``comparison``,
+    ``banks``, ``counts``, ``detections``, ``joined_now`` and :meth:`context` are the
+    monitor's."""
 
     def join_outcomes(self, decoded: Sequence[tuple[Message, dict[str, Any]]]) -> None:
         """Join outcomes to their predictions (or hold them until the prediction comes)."""
@@ -46,11 +48,12 @@ class OutcomeJoin:
             hit = self._update_performance(entry, outcome)
             if hit is not None:
                 self.detections.append(hit)
+        self.comparison.end_batch()
 
     def _update_performance(
         self, entry: tuple[Any, ...], outcome: Mapping[str, Any]
     ) -> MetricValue | None:
-        model, version, segs, score, label, t_pred = entry
+        model, version, segs, score, label, t_pred, *rest = entry
         ctx = self.context(model, version)
         t_out = outcome["event_time"] / 1000.0
         observed_label, observed_value = outcome.get("label"), outcome.get("value")
@@ -82,6 +85,10 @@ class OutcomeJoin:
                 key, y_true, y_pred, proba=proba, prediction_time=t_pred, outcome_time=t_out
             )
         self.counts["joined"] += 1
+        if rest and (ctx.labels <= 2 or task == "regression"):
+            self.comparison.update(
+                model, rest[0], version, task, outcome["request_id"], y_true, y_pred, proba
+            )
         bank = self.banks.get("error")
         if bank is None:
             return None

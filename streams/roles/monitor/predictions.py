@@ -99,7 +99,8 @@ class PredictionFolding:
         times: np.ndarray,
     ) -> None:
         for r, segs, t in zip(recs, seg_labels, times.tolist(), strict=True):
-            entry = (model, version, segs, r.get("score"), r.get("label"), t)
+            # The variant last: a 6-field entry of an older snapshot still unpacks.
+            entry = (model, version, segs, r.get("score"), r.get("label"), t, r.get("variant"))
             waiting = self.join.take_outcome(r["request_id"])
             if waiting is not None:
                 self.joined_now.append((entry, waiting))

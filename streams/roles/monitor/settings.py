@@ -35,6 +35,7 @@ SCALARS = {
     "monitor_max_segment_values": "max_segment_values",
     "monitor_join_capacity": "join_capacity",
     "monitor_performance_window": "performance_window",
+    "monitor_comparison_alpha": "comparison_alpha",
     "monitor_rules": "rules_path",
     "monitor_state_topic": "state_topic",
     "monitor_group": "group_id",
@@ -67,6 +68,8 @@ class MonitorSettings:
     LASTMILE_MONITOR_JOIN_CAPACITY       100000                  predictions kept for the
                                                                  outcome join (0: no join)
     LASTMILE_MONITOR_PERFORMANCE_WINDOW  1000                    outcomes per rolling metric
+    LASTMILE_MONITOR_COMPARISON_ALPHA    0.05                    error rate of the champion/
+                                                                 challenger decision
     LASTMILE_MONITOR_DETECTORS           error:adwin             ``stream:detector`` pairs;
                                                                  streams score, error
     LASTMILE_MONITOR_SNAPSHOT_INTERVAL   30s                     wall time between snapshots
@@ -92,12 +95,17 @@ class MonitorSettings:
     max_segment_values: int = 20
     join_capacity: int = 100_000
     performance_window: int = 1000
+    comparison_alpha: float = 0.05
     detectors: tuple[str, ...] = ("error:adwin",)
     snapshot_interval: float = 30.0
     state_topic: str | None = None
     group_id: str = "lastmile-monitor"
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.comparison_alpha < 1.0:
+            raise ValueError(
+                f"monitor comparison alpha must be in (0, 1), not {self.comparison_alpha}"
+            )
         if self.step is None:
             object.__setattr__(self, "step", self.window)
         for spec in self.detectors:

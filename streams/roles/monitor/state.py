@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from monitors.aggregate import PredictionSketch
+from monitors.comparison.monitor import ComparisonMonitor
 from monitors.detectors import DetectorBank, make_detector
 from monitors.events import AlertEvent
 from monitors.performance import PerformanceMonitor
@@ -72,6 +74,7 @@ class MonitorState:
             task: PerformanceMonitor(task, o.performance_window)  # type: ignore[arg-type]
             for task in ("classification", "regression")
         }
+        self.comparison = ComparisonMonitor(alpha=o.comparison_alpha)
         self.banks: dict[str, DetectorBank] = {}
         for spec in o.detectors:
             stream, _, name = spec.partition(":")
@@ -94,6 +97,7 @@ class MonitorState:
             "dlq_window": self.dlq_window.to_dict(),
             "rules": self.rules.to_dict(),
             "performance": {t: m.to_bytes() for t, m in self.performance.items()},
+            "comparison": pickle.dumps(self.comparison),
             "banks": {s: (b.to_bytes(), self._detector_name(s)) for s, b in self.banks.items()},
             "join": self.join.to_dict(),
             "join_models": sorted(self.join_models),
@@ -142,6 +146,9 @@ class MonitorState:
             monitor = PerformanceMonitor.from_bytes(blob)
             monitor.window_size = o.performance_window
             self.performance[task] = monitor
+        if d.get("comparison") is not None:  # absent from snapshots that predate it
+            self.comparison = pickle.loads(d["comparison"])
+            self.comparison.set_alpha(o.comparison_alpha)
         for stream, (blob, name) in d["banks"].items():
             if stream in self.banks and name == self._detector_name(stream):
                 factory = self.banks[stream].factory
