@@ -20,7 +20,7 @@ receiver ignores one it cannot parse), byte for byte; ``tracestate`` goes with i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = ["TRACEPARENT", "TRACESTATE", "carry_traceparent", "traceparent_of"]
@@ -51,10 +51,22 @@ def traceparent_of(headers: Iterable[tuple[str, Any]] | None) -> list[tuple[str,
 
 def carry_traceparent(
     messages: Iterable[Any], headers: list[tuple[str, bytes]] | None
-) -> Iterator[list[tuple[str, bytes]] | None]:
+) -> list[list[tuple[str, bytes]] | None]:
     """For each message, the output's headers: `headers` itself (the same object, which
     the lane tags once for all) unless the message has trace context to carry."""
+    out: list[list[tuple[str, bytes]] | None] = []
+    append = out.append
+    # The scorer's hot path: one inline look at each message's few headers.
     for message in messages:
         own = message.headers()
-        trace = traceparent_of(own) if own else None
-        yield [*(headers or ()), *trace] if trace else headers
+        if own:
+            for key, _value in own:
+                if key == TRACEPARENT:
+                    trace = traceparent_of(own)
+                    append([*(headers or ()), *trace] if trace else headers)
+                    break
+            else:
+                append(headers)
+        else:
+            append(headers)
+    return out

@@ -11,9 +11,10 @@ as in tests, takes over the role names it runs).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from confluent_kafka import KafkaException, TopicPartition
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -65,7 +66,9 @@ class RolesCollector(Collector):
                     old.close()
                 topics = _topics(role)
                 if settings is not None and topics and getattr(role, "group_id", None):
-                    self._probes[name] = LagProbe(settings, role.group_id, topics)
+                    self._probes[name] = LagProbe(
+                        settings, role.group_id, topics, local_high=_fetched_high(role)
+                    )
 
     def detach(self, names: Mapping[str, Any] | list[str]) -> None:
         """Stop collecting these roles (their worker stopped)."""
@@ -104,6 +107,7 @@ class RolesCollector(Collector):
             labels=["role", "event"],
         )
         extra: list[Metric] = []
+        scored: list[Metric] | None = None  # one family for every role that scores
         for name, role in roles.items():
             stats = role.stats.as_dict()
             for key, family in counters.items():
@@ -115,9 +119,13 @@ class RolesCollector(Collector):
             for event, n in _counts(role).items():
                 events.add_metric([name, event], n)
             extra += _role_families(name, role, stats)
+            tally = getattr(getattr(role, "scorer", None), "tally", None)
+            if tally is not None:
+                scored = tally.families(name, scored)
         yield from counters.values()
         yield from (failed, last_batch, events)
         yield from extra
+        yield from scored or ()
         lag = GaugeMetricFamily(
             "lastmile_consumer_lag",
             "Messages of a partition the role's consumer group has not committed yet.",
@@ -137,6 +145,23 @@ def _topics(role: Any) -> list[str]:
     return list(topics)
 
 
+def _fetched_high(role: Any) -> Callable[[str, int], int]:
+    """The high watermark of the role's consumer's last fetch of a partition (-1 when it
+    has none): a local read of librdkafka's state, no request, the lane never waits."""
+
+    def high(topic: str, partition: int) -> int:
+        # A lane's ``consumer``, the sink's ``_consumer``: set once the role runs.
+        consumer = getattr(role, "consumer", None) or getattr(role, "_consumer", None)
+        if consumer is None:
+            return -1
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+        except (KafkaException, RuntimeError):  # RuntimeError: the role closed it meanwhile
+            return -1
+
+    return high
+
+
 def _counts(role: Any) -> dict[str, int]:
     """A role's status counters: ``details()['counts']``, or the monitor's own."""
     details = getattr(role, "details", None)
@@ -148,11 +173,9 @@ def _counts(role: Any) -> dict[str, int]:
 
 
 def _role_families(name: str, role: Any, stats: Mapping[str, Any]) -> list[Metric]:
-    """What one kind of role adds: the scorer's and monitor's tallies, the sink's rows."""
+    """What one kind of role adds: the monitor's tally and alerts, the sink's rows (the
+    scorer's tally is merged over the roles that score, by :meth:`RolesCollector.collect`)."""
     out: list[Metric] = []
-    scorer = getattr(role, "scorer", None)
-    if scorer is not None and getattr(scorer, "tally", None) is not None:
-        out += scorer.tally.families()
     monitor = getattr(role, "monitor", None)
     if monitor is not None:
         if getattr(monitor, "tally", None) is not None:

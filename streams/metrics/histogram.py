@@ -83,19 +83,31 @@ class BatchHistogram:
             counts = self._counts.get(labels)
             return int(counts.sum()) if counts is not None else 0
 
-    def families(self) -> tuple[HistogramMetricFamily, CounterMetricFamily]:
-        """The histogram and its count as a counter, as they are now."""
+    def families(
+        self,
+        into: tuple[HistogramMetricFamily, CounterMetricFamily] | None = None,
+        prefix: Sequence[tuple[str, str]] = (),
+    ) -> tuple[HistogramMetricFamily, CounterMetricFamily]:
+        """The histogram and its count as a counter, as they are now. With `into`
+        (families made by an earlier call with the same `prefix` label names), the
+        samples are added there, each led by the `prefix` labels: several sources
+        (a worker's scorer and gateway) make one family, told apart by a label."""
         with self._lock:
             snapshot = [(k, v.copy(), self._sums[k]) for k, v in self._counts.items()]
-        histogram = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        total = CounterMetricFamily(
-            self.count_name.removesuffix("_total"),
-            self.count_documentation,
-            labels=self.labelnames,
-        )
+        if into is None:
+            names = [name for name, _value in prefix] + self.labelnames
+            into = (
+                HistogramMetricFamily(self.name, self.documentation, labels=names),
+                CounterMetricFamily(
+                    self.count_name.removesuffix("_total"), self.count_documentation, labels=names
+                ),
+            )
+        histogram, total = into
+        lead = [value for _name, value in prefix]
         edges = [floatToGoString(float(b)) for b in self.bounds] + ["+Inf"]
         for labels, counts, sum_value in snapshot:
             cumulative = np.cumsum(counts).tolist()
-            histogram.add_metric(list(labels), list(zip(edges, cumulative, strict=True)), sum_value)
-            total.add_metric(list(labels), cumulative[-1])
+            values = [*lead, *labels]
+            histogram.add_metric(values, list(zip(edges, cumulative, strict=True)), sum_value)
+            total.add_metric(values, cumulative[-1])
         return histogram, total

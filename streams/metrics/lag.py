@@ -8,7 +8,14 @@ second costs the broker one round of questions every few seconds.
 
 The lag is the group's, over every partition of its topics, the way Kafka's own tools
 and KEDA's Kafka scaler count it: every worker of a group reports the same series, so
-sum them with ``max by (group, topic, partition)`` first.
+sum them with ``max by (group, topic, partition)`` first. On a topic written in
+transactions an idle group lags by 1 a partition: the commit marker takes an offset no
+consumer is given (``kafka-consumer-groups`` shows the same).
+
+The end of a partition is the larger of ListOffsets' answer and, where the role's own
+consumer fetched the partition, the high watermark of its last fetch (``local_high``, a
+local read): the embedded broker's ListOffsets can answer short of the end after an
+idempotent producer's batch (README, "Embedded-broker quirks"), its fetches do not.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -27,6 +34,7 @@ __all__ = ["LagProbe", "PartitionLag"]
 log = logging.getLogger("lastmile.metrics")
 
 PartitionLag = tuple[str, int, int]  # topic, partition, messages behind
+LocalHigh = Callable[[str, int], int]  # topic, partition -> high watermark, or < 0
 
 
 class LagProbe:
@@ -43,12 +51,14 @@ class LagProbe:
         topics: Sequence[str],
         ttl_s: float = 2.0,
         timeout_s: float = 2.0,
+        local_high: LocalHigh | None = None,
     ) -> None:
         self.settings = settings
         self.group_id = group_id
         self.topics = list(topics)
         self.ttl_s = ttl_s
         self.timeout_s = timeout_s
+        self.local_high = local_high
         self._consumer: Consumer | None = None
         self._cached: list[PartitionLag] = []
         self._at = 0.0
@@ -82,6 +92,8 @@ class LagProbe:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(tp.topic, tp.partition), timeout=self.timeout_s
             )
+            if self.local_high is not None:
+                high = max(high, self.local_high(tp.topic, tp.partition))
             # No commit yet: the group starts from the earliest offset (auto.offset.reset).
             start = tp.offset if tp.offset >= 0 else low
             out.append((tp.topic, tp.partition, max(0, high - start)))

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from streams.metrics.histogram import BatchHistogram
 __all__ = ["MAX_REASONS", "MonitorTally", "ScorerTally"]
 
 MAX_REASONS = 64
+_LATENCY = itemgetter(-1)  # latency_ms, the last of PREDICTION_FIELDS
 _OTHER = ("other", "other")
 
 
@@ -36,11 +38,14 @@ class ScorerTally:
     """Predictions and their scoring latency per model, version and variant.
 
     >>> tally = ScorerTally()
-    >>> tally.scored("fraud", 3, "champion", [2.0, 40.0])
+    >>> tally.scored("fraud", 3, "champion", [(3, "champion", 0.9, "1", 0, 2.0),
+    ...                                       (3, "champion", 0.1, "0", 0, 40.0)])
     >>> tally.predictions("fraud", 3, "champion")
     2
     >>> sorted(f.name for f in tally.families())
     ['lastmile_predictions', 'lastmile_scoring_latency_seconds']
+    >>> tally.families()[1].samples[0].labels
+    {'role': 'scorer', 'model': 'fraud', 'version': '3', 'variant': 'champion'}
     """
 
     def __init__(self) -> None:
@@ -53,17 +58,22 @@ class ScorerTally:
             count_documentation="Predictions made, per model version and variant.",
         )
 
-    def scored(self, model: str, version: int, variant: str, latencies_ms: Sequence[float]) -> None:
-        """One group of a batch was scored; `latencies_ms` has one value a prediction."""
-        if latencies_ms:
-            seconds = np.asarray(latencies_ms, dtype=np.float64) / 1000.0
-            self.latency.observe_many((model, str(version), variant), seconds)
+    def scored(self, model: str, version: int, variant: str, values: Sequence[tuple]) -> None:
+        """One group of a batch was scored: `values` are its predictions' field values
+        (:func:`~streams.records.prediction_values`), the latency in ms last."""
+        if values:
+            milliseconds = np.fromiter(map(_LATENCY, values), np.float64, len(values))
+            self.latency.observe_many((model, str(version), variant), milliseconds / 1000.0)
 
     def predictions(self, model: str, version: int, variant: str) -> int:
         return self.latency.count((model, str(version), variant))
 
-    def families(self) -> list[Any]:
-        return list(self.latency.families())
+    def families(self, role: str = "scorer", into: list[Any] | None = None) -> list[Any]:
+        """Its families, labelled with the `role` that scored; added to `into` (an
+        earlier call's result) when given, so a worker running the scorer and the
+        gateway shows one family of each name."""
+        merged = self.latency.families(tuple(into) if into else None, [("role", role)])
+        return list(merged)
 
 
 class MonitorTally:

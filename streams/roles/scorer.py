@@ -227,7 +227,7 @@ class Scorer:
         messages, requests, results = _without(failed, messages, requests, results)
         values = prediction_values(messages, requests, results, version, variant, now_ms)
         self.counts[variant] += len(requests)
-        self.tally.scored(model, version, variant, [v[-1] for v in values])
+        self.tally.scored(model, version, variant, values)
         topic_out = self.settings.topic_predictions
         encoded, headers = self.codec.encode_projections(
             "Prediction", requests, PREDICTION_FIELDS, values, topic_out
