@@ -12,7 +12,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { command -v $$p; break; }; done)
 
-.PHONY: demo test lint install clean bench chromium
+.PHONY: demo test lint install clean bench chromium prometheus
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "lastmile needs Python 3.11 or newer on PATH" >&2; exit 1; }
@@ -33,7 +33,15 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium is missing (apt-get install chromium): the browser test will be skipped" >&2; fi
 
-test: $(VENV)/.installed chromium
+# The metrics test scrapes the roles with a real Prometheus (Debian's package).
+prometheus:
+	@if command -v prometheus >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing prometheus for the metrics test" >&2; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	else echo "prometheus is missing (apt-get install prometheus): the metrics test will be skipped" >&2; fi
+
+test: $(VENV)/.installed chromium prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)

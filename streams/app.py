@@ -151,6 +151,16 @@ def create_app(settings: Settings, roles: list[str], web_port: int | None = None
 
     app.service(Lanes)
 
+    from streams.metrics import attach_roles, render
+
+    attach_roles(lanes, settings)
+
+    @app.page("/metrics")
+    async def metrics_page(web: object, request: object) -> object:
+        # Off the event loop: reading the lag asks the broker (cached for seconds).
+        body, content_type = await asyncio.get_running_loop().run_in_executor(None, render)
+        return web.bytes(body, headers={"Content-Type": content_type})  # type: ignore[attr-defined]
+
     @app.page("/lastmile/status")
     async def status_page(web: object, request: object) -> object:
         return web.json(  # type: ignore[attr-defined]

@@ -101,3 +101,69 @@ def _substitute(value: str) -> str:
     import re
 
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+# -- Prometheus and Grafana ---------------------------------------------------------------
+
+OPERATE = ROOT / "docs" / "operate"
+
+
+def _mounts(service: str) -> dict[str, Path]:
+    """Container path -> repository path of a service's bind mounts."""
+    out = {}
+    for volume in SERVICES[service].get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            out[target] = ROOT / source
+    return out
+
+
+def test_prometheus_scrapes_every_worker_on_its_web_port() -> None:
+    mounts = _mounts("prometheus")
+    config_path = mounts["/etc/prometheus/prometheus.yml"]
+    assert config_path == OPERATE / "prometheus.yml" and config_path.exists()
+    config = yaml.safe_load(config_path.read_text())
+    scraped = {}
+    for job in config["scrape_configs"]:
+        for sd in job["dns_sd_configs"]:
+            for name in sd["names"]:
+                scraped[name] = sd["port"]
+    workers = {n for n, s in LASTMILE.items() if s["command"][0] == "worker"}
+    assert workers == {"scorer", "sink", "monitor", "learner"}
+    assert set(scraped) == workers
+    for name in workers:
+        env = {k: _substitute(str(v)) for k, v in LASTMILE[name]["environment"].items()}
+        settings = load_settings(env=env, toml_path=None)
+        assert scraped[name] == settings.web_port, name
+        # Not embedded, so the worker listens beyond loopback (streams.app.create_app).
+        assert not settings.embedded_kafka
+
+
+def test_grafana_is_provisioned_from_the_repository() -> None:
+    mounts = _mounts("grafana")
+    provisioning = mounts["/etc/grafana/provisioning"]
+    dashboards = mounts["/var/lib/grafana/dashboards"]
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    url = source["datasources"][0]["url"]
+    assert url == "http://prometheus:9090"
+    assert any(p.endswith(":9090") for p in SERVICES["prometheus"]["ports"])
+    provider = yaml.safe_load((provisioning / "dashboards" / "lastmile.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert (dashboards / Path(home).name).exists()
+
+
+def test_the_dashboard_shows_traffic_latency_lag_drift_and_alerts() -> None:
+    import json
+
+    dashboard = json.loads((OPERATE / "grafana" / "dashboards" / "lastmile.json").read_text())
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert rows == ["Traffic", "Latency", "Lag", "Drift", "Alerts"]
+    graphs = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert graphs and all(p["targets"] and all(t["expr"] for t in p["targets"]) for p in graphs)
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+def test_prometheus_and_grafana_are_published_on_loopback_only(name: str) -> None:
+    assert all(p.startswith("127.0.0.1:") for p in SERVICES[name]["ports"])

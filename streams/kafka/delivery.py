@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from streams.config import Settings
 from streams.kafka.takeover import TAG_HEADER, InFlight, SkipList, Transaction, left_visible
 from streams.kafka.transactional_slot import TransactionalSlot
+from streams.metrics.observed import COMMIT_SECONDS, lane_timer
 
 __all__ = ["LaneDelivery", "Output", "abortable"]
 
@@ -106,7 +107,8 @@ class LaneDelivery:
         remaining = producer.flush(60)
         if failures or remaining:
             raise KafkaException(failures[0] if failures else KafkaError(KafkaError._TIMED_OUT))
-        consumer.commit(asynchronous=False)
+        with lane_timer(COMMIT_SECONDS, self.name):
+            consumer.commit(asynchronous=False)
 
     def _transact(self, consumer: Consumer, producer: Producer, outputs: list[Output]) -> None:
         positions = consumer.position(consumer.assignment())
@@ -117,7 +119,8 @@ class LaneDelivery:
         # No delivery callbacks in a transaction: a failed record fails the commit.
         self._produce_all(producer, outputs, tag)
         producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), 30)
-        producer.commit_transaction(60)
+        with lane_timer(COMMIT_SECONDS, self.name):
+            producer.commit_transaction(60)
         if self.journal is not None:
             self._journal_done(positions)
 

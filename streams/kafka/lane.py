@@ -34,6 +34,7 @@ from streams.config import Settings
 from streams.kafka.delivery import LaneDelivery, Output, abortable
 from streams.kafka.takeover import InFlight
 from streams.kafka.transactional_slot import TransactionalSlot
+from streams.metrics.observed import BATCH_SECONDS, TRANSACTION_SECONDS, batch_done, lane_timer
 
 # Output is the lane's vocabulary too: roles import it with BatchLane from here.
 __all__ = [
@@ -262,14 +263,16 @@ class BatchLane(LaneDelivery):
     def _deliver(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> bool:
         """Process one batch and make it durable; retried until it is, or the lane stops.
         False when its transaction aborted and the batch was rewound (:meth:`rewind`)."""
-        outputs = self.handler.process(messages)
+        with lane_timer(BATCH_SECONDS, self.name):
+            outputs = self.handler.process(messages)
         delay = 0.1
         while True:
             try:
-                if self.exactly_once:
-                    self._transact(consumer, producer, outputs)
-                else:
-                    self._produce_then_commit(consumer, producer, messages, outputs)
+                with lane_timer(TRANSACTION_SECONDS, self.name):
+                    if self.exactly_once:
+                        self._transact(consumer, producer, outputs)
+                    else:
+                        self._produce_then_commit(consumer, producer, messages, outputs)
                 break
             except KafkaException as err:
                 self.stats.errors += 1
@@ -290,6 +293,7 @@ class BatchLane(LaneDelivery):
         self.stats.produced += len(outputs)
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
+        batch_done(self.name, len(messages))
         self.committed()
         return True
 

@@ -32,6 +32,8 @@ from streams.kafka.deadletters import (
     reason_unknown_model,
 )
 from streams.kafka.lane import BatchLane, Output
+from streams.kafka.traceparent import carry_traceparent
+from streams.metrics.tallies import ScorerTally
 from streams.models import (
     LoadedModel,
     ModelState,
@@ -121,6 +123,7 @@ class Scorer:
         self.worker = worker or default_worker()
         self.last_good: dict[tuple[str, str], int] = {}
         self.counts: dict[str, int] = defaultdict(int)
+        self.tally = ScorerTally()  # predictions and latency per version, for /metrics
 
     # -- the batch --------------------------------------------------------------------
 
@@ -224,12 +227,15 @@ class Scorer:
         messages, requests, results = _without(failed, messages, requests, results)
         values = prediction_values(messages, requests, results, version, variant, now_ms)
         self.counts[variant] += len(requests)
+        self.tally.scored(model, version, variant, values)
         topic_out = self.settings.topic_predictions
         encoded, headers = self.codec.encode_projections(
             "Prediction", requests, PREDICTION_FIELDS, values, topic_out
         )
         keys = [request["request_id"] for request in requests]
-        outputs.extend(map(Output, repeat(topic_out), encoded, keys, repeat(headers)))
+        outputs.extend(
+            map(Output, repeat(topic_out), encoded, keys, carry_traceparent(messages, headers))
+        )
         return outputs
 
     def _dead(

@@ -19,6 +19,7 @@ from monitors.rules import load_rules
 from schemas import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.lane import Output
+from streams.metrics.tallies import MonitorTally
 from streams.roles.monitor.context import VersionContext, VersionContexts
 from streams.roles.monitor.evaluation import WindowEmission
 from streams.roles.monitor.outcomes import OutcomeJoin
@@ -65,6 +66,7 @@ class Monitor(PredictionFolding, OutcomeJoin, DeadLetterRate, WindowEmission, Mo
         self.rule_list = load_rules(self.options.rules_path)
         self.worker = f"{os.uname().nodename}:{os.getpid()}"
         self.counts: Counter[str] = Counter()
+        self.tally = MonitorTally()  # windows, dead letters, drift for /metrics, on commit
         self.contexts = VersionContexts(registry)
         self.reset_state()
         self.init_snapshots()
@@ -115,7 +117,8 @@ class Monitor(PredictionFolding, OutcomeJoin, DeadLetterRate, WindowEmission, Mo
         # Outcomes after predictions: in one batch, a prediction may meet its outcome.
         closed = self.fold_predictions(records)
         self.join_outcomes(self._decode(outcomes, "Outcome", outputs))
-        rate_items = self.rate_items(records, self._decode(dead, "DeadLetter", None))
+        letters = self._decode(dead, "DeadLetter", None)
+        rate_items = self.rate_items(records, letters)
         closed_rates = fold_in_pane_order(self.dlq_window, rate_items) if rate_items else []
 
         metrics, self.detections = self.detections, []
@@ -123,6 +126,7 @@ class Monitor(PredictionFolding, OutcomeJoin, DeadLetterRate, WindowEmission, Mo
         metrics += self.evaluate_rates(closed_rates)
 
         alerts = self.rules.evaluate_many(metrics)
+        self.tally.batch(closed, (r for _m, r in letters), metrics)
         now_ms = int(self.clock() * 1000)
         outputs += self.encode_outputs(metrics, alerts, now_ms)
         self.pending_alerts = alerts

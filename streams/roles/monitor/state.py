@@ -44,7 +44,7 @@ class MonitorState:
     """Part of :class:`~streams.roles.monitor.handler.Monitor`: everything it has
     accumulated, the snapshots of it, and the transaction hooks the lane calls.
 
-    A mixin: ``options``, ``rule_list``, ``notifier``, ``state_topic``, ``counts`` and
+    A mixin: ``options``, ``rule_list``, ``notifier``, ``state_topic``, ``counts``, ``tally`` and
     :meth:`sketch_for` are the monitor's; the rest it sets in :meth:`reset_state` and
     :meth:`init_snapshots`."""
 
@@ -185,12 +185,14 @@ class MonitorState:
             self._pending_chunks = None
         alerts, self.pending_alerts = self.pending_alerts, []
         self.notifier.notify_many(alerts)
+        self.tally.committed()
 
     def rolled_back(self) -> dict[tuple[str, int], int]:
         """The last batch's transaction aborted: back to the last committed snapshot.
         Returns the input offsets to seek to."""
         self.pending_alerts = []
         self._pending_chunks = None
+        self.tally.discard()
         positions_before = dict(self.positions)
         committed = decode_snapshot(self._committed_chunks) if self._committed_chunks else None
         if committed is None:

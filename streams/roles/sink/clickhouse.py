@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from schemas import DecodeError
+from streams.metrics.observed import clickhouse_insert
 from streams.roles.sink.batching import Chunk
 from streams.roles.sink.deadletters import SinkDeadLetters
 from streams.roles.sink.errors import WriteRetry
@@ -149,17 +150,18 @@ class ClickHouseInserts(SinkDeadLetters):
         data = chunk.frame(self.database, indexes)
         if data is None:
             return
-        summary = self._client().raw_insert(
-            None,
-            insert_block=data,
-            settings={
-                "insert_deduplication_token": token,
-                "insert_deduplicate": 1,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-                # A replay of old outcomes can span many months: one part each is fine.
-                "max_partitions_per_insert_block": 1000,
-            },
-        )
+        with clickhouse_insert(chunk.reader.route.table):
+            summary = self._client().raw_insert(
+                None,
+                insert_block=data,
+                settings={
+                    "insert_deduplication_token": token,
+                    "insert_deduplicate": 1,
+                    "deduplicate_blocks_in_dependent_materialized_views": 1,
+                    # A replay of old outcomes can span many months: one part each is fine.
+                    "max_partitions_per_insert_block": 1000,
+                },
+            )
         self._check_stored(chunk, indexes, summary)
 
     def _check_stored(self, chunk: Chunk, indexes: Sequence[int] | None, summary: Any) -> None:
