@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from lastmile.errors import ClientError
-from lastmile.frames import Store, TimeLike
+from lastmile.frames import Store, TimeLike, as_utc
 from lastmile.models import Models
 from streams.config import Settings, load_settings
 from streams.models import ControlPlane
@@ -124,6 +124,7 @@ class Client:
         *,
         entity_ids: Sequence[str | None] | None = None,
         caller: str | None = None,
+        event_time: TimeLike = None,
     ) -> pd.DataFrame:
         """Score ``rows`` (a DataFrame, a dict, or dicts of features) with ``model``.
 
@@ -132,15 +133,24 @@ class Client:
         it), and answered on ``scoring.predictions``. Returns a frame with the rows' index
         and ``request_id, model, version, variant, score, label, latency_ms, error``;
         ``error`` holds the dead letter's reason for a row that could not be scored (a
-        missing feature, an unknown model). ``entity_ids`` make a split sticky per entity.
+        missing feature, an unknown model). ``entity_ids`` make a split sticky per entity;
+        ``event_time`` (default: now) is when the rows happened, which the monitor's
+        windows go by.
         Raises :class:`~lastmile.ScoreTimeout` (with ``.frame``) when some rows are not
         answered within ``timeout`` seconds.
         """
         from lastmile.scoring import score_rows
 
         self._ensure_topics()
+        when = None if event_time is None else int(as_utc(event_time).timestamp() * 1000)
         return score_rows(
-            self.settings, model, rows, timeout=timeout, entity_ids=entity_ids, caller=caller
+            self.settings,
+            model,
+            rows,
+            timeout=timeout,
+            entity_ids=entity_ids,
+            caller=caller,
+            event_time_ms=when,
         )
 
     # -- what ClickHouse holds

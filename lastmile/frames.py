@@ -104,13 +104,20 @@ class Store:
         try:
             if self._client is None:
                 self._client = connect(self.settings)
-            return self._client.query_df(sql, parameters=parameters)
+            result = self._client.query(sql, parameters=parameters)
         except Error as err:
             text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise StoreUnavailable(
                 f"ClickHouse at {self._where()} did not answer ({text[:200]}): start the stack "
                 "(`lastmile up`), set LASTMILE_CLICKHOUSE_URL, or run `lastmile db migrate`"
             ) from err
+        # Built from the rows, not query_df: an empty result keeps its columns.
+        frame = pd.DataFrame(result.result_rows, columns=list(result.column_names))
+        for column in frame.columns:
+            # Every time column is DateTime64(3, 'UTC'); the client returns them naive.
+            if pd.api.types.is_datetime64_dtype(frame[column]) and frame[column].dt.tz is None:
+                frame[column] = frame[column].dt.tz_localize("UTC")
+        return frame
 
     def predictions(
         self,

@@ -147,13 +147,15 @@ def score_rows(
     timeout: float = 30.0,
     entity_ids: Sequence[str | None] | None = None,
     caller: str | None = None,
+    event_time_ms: int | None = None,
     codec: Codec | None = None,
 ) -> pd.DataFrame:
     """Send one request per row to ``model`` and wait for each answer; a frame of them.
 
     The frame has the rows' index and :data:`ANSWER_COLUMNS`. A row the scorer could not
-    score has ``error`` set to the dead letter's reason, and no score. Shadow scores are
-    left out: the answer is the champion's or the challenger's. When some rows get no
+    score has ``error`` set to the dead letter's reason, and no score. ``event_time_ms``
+    is every request's event time (default: now). Shadow scores are left out: the answer
+    is the champion's or the challenger's. When some rows get no
     answer within ``timeout`` seconds, :class:`~lastmile.errors.ScoreTimeout` is raised,
     carrying the frame of those that did.
     """
@@ -161,7 +163,7 @@ def score_rows(
     index, features = as_rows(rows)
     if not features:
         return pd.DataFrame(columns=ANSWER_COLUMNS, index=index)
-    requests = scoring_requests(model, features, entity_ids, caller)
+    requests = scoring_requests(model, features, entity_ids, caller, event_time_ms)
     topic = settings.topic_requests
     encoded = []
     for i, record in enumerate(requests):
