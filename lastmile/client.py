@@ -90,7 +90,7 @@ class Client:
         self._plane: ControlPlane | None = None
         self._store = Store(settings)
         self._topics_checked = False
-        self.models = Models(self)
+        self._models = Models(self)
 
     def __repr__(self) -> str:
         p = self.settings.clickhouse_params()
@@ -99,6 +99,13 @@ class Client:
             f"clickhouse='{p['host']}:{p['port']}/{p['database']}', "
             f"registry={self.settings.registry_location!r})"
         )
+
+    @property
+    def models(self) -> Models:
+        """The registry and control plane: ``list()``, ``show(name)``, ``get(name)``,
+        ``register(model, name=..., reference=df)``, ``promote``, ``split``, ``shadow``,
+        ``rollback``, ``retire``, ``pause``, ``resume``, ``load`` (see :class:`Models`)."""
+        return self._models
 
     @property
     def control_plane(self) -> ControlPlane:

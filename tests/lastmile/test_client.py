@@ -234,3 +234,19 @@ def test_metrics_and_alerts_of_a_drifting_window_as_frames(
 
     # Every metric the monitor published is a row of the frame, value for value.
     wait_for(lambda: stored_metrics() == published_metrics(), 60, "every metric to be stored")
+
+
+def test_simulate_sends_the_requests_lastmile_simulate_would(
+    client: lastmile.Client, stack: Settings
+) -> None:
+    summary = client.simulate("sim", count=50, seed=3, label_delay=None)
+    assert (summary.requests, summary.outcomes, summary.failed) == (50, 0, 0)
+    codec = Codec.from_settings(stack)
+    sent = [
+        codec.decode(m.value(), m.headers(), "ScoringRequest")
+        for m in read_to_end(stack, stack.topic_requests)
+    ]
+    simulated = [r for r in sent if r["model"] == "sim"]
+    assert len(simulated) == 50 and len({r["request_id"] for r in simulated}) == 50
+    with pytest.raises(lastmile.ClientError, match="stream"):
+        client.simulate("sim", stream="nope")
