@@ -29,7 +29,7 @@ class Client:
     ``settings`` from :func:`streams.config.load_settings`.
 
     - ``client.models``: list, show, get, register, promote, split, shadow, rollback,
-      retire, pause, resume (:class:`~lastmile.models.Models`);
+      retire, pause, resume, compare (:class:`~lastmile.models.Models`);
     - ``client.score(model, rows)``: score a DataFrame through the scorers, one answer per row;
     - ``client.predictions(model, since=..., until=...)``, ``client.metrics(...)``,
       ``client.alerts(...)``: what the sink stored in ClickHouse, as DataFrames;
@@ -104,7 +104,8 @@ class Client:
     def models(self) -> Models:
         """The registry and control plane: ``list()``, ``show(name)``, ``get(name)``,
         ``register(model, name=..., reference=df)``, ``promote``, ``split``, ``shadow``,
-        ``rollback``, ``retire``, ``pause``, ``resume``, ``load`` (see :class:`Models`)."""
+        ``rollback``, ``retire``, ``pause``, ``resume``, ``compare``, ``load`` (see
+        :class:`Models`)."""
         return self._models
 
     @property
@@ -113,6 +114,11 @@ class Client:
         if self._plane is None:
             self._plane = ControlPlane(self.settings, publish=self.publish)
         return self._plane
+
+    @property
+    def clickhouse(self) -> Any:
+        """The clickhouse-connect client the frames are read with (connected on first use)."""
+        return self._store.connection()
 
     def _ensure_topics(self) -> None:
         if not self._topics_checked:

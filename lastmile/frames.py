@@ -16,6 +16,7 @@ datetime.datetime(2026, 5, 1, 12, 0, tzinfo=datetime.timezone.utc)
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -95,22 +96,18 @@ class Store:
         p = self.settings.clickhouse_params()
         return f"{p['host']}:{p['port']}/{p['database']}"
 
-    def query(self, sql: str, parameters: dict[str, Any]) -> pd.DataFrame:
-        """The query's rows as a frame; StoreUnavailable when ClickHouse cannot answer."""
-        from clickhouse_connect.driver.exceptions import Error
-
+    def connection(self) -> Any:
+        """The clickhouse-connect client, connected on first use."""
         from streams.storage.db import connect
 
-        try:
-            if self._client is None:
-                self._client = connect(self.settings)
-            result = self._client.query(sql, parameters=parameters)
-        except Error as err:
-            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise StoreUnavailable(
-                f"ClickHouse at {self._where()} did not answer ({text[:200]}): start the stack "
-                "(`lastmile up`), set LASTMILE_CLICKHOUSE_URL, or run `lastmile db migrate`"
-            ) from err
+        if self._client is None:
+            self._client = self._guarded(lambda: connect(self.settings))
+        return self._client
+
+    def query(self, sql: str, parameters: dict[str, Any]) -> pd.DataFrame:
+        """The query's rows as a frame; StoreUnavailable when ClickHouse cannot answer."""
+        client = self.connection()
+        result = self._guarded(lambda: client.query(sql, parameters=parameters))
         # Built from the rows, not query_df: an empty result keeps its columns.
         frame = pd.DataFrame(result.result_rows, columns=list(result.column_names))
         for column in frame.columns:
@@ -118,6 +115,18 @@ class Store:
             if pd.api.types.is_datetime64_dtype(frame[column]) and frame[column].dt.tz is None:
                 frame[column] = frame[column].dt.tz_localize("UTC")
         return frame
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        from clickhouse_connect.driver.exceptions import Error
+
+        try:
+            return call()
+        except Error as err:
+            text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise StoreUnavailable(
+                f"ClickHouse at {self._where()} did not answer ({text[:200]}): start the stack "
+                "(`lastmile up`), set LASTMILE_CLICKHOUSE_URL, or run `lastmile db migrate`"
+            ) from err
 
     def predictions(
         self,

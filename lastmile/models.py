@@ -25,6 +25,7 @@ streams.models.errors.ControlError: model 'price' has no version 9
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -177,6 +178,28 @@ class Models:
     def resume(self, name: str) -> ControlEvent:
         """Score ``name`` again after :meth:`pause`."""
         return self.plane.resume(name)
+
+    def compare(
+        self,
+        name: str,
+        metric: str | None = None,
+        alpha: float = 0.05,
+        since: float | dt.timedelta = dt.timedelta(days=1),
+    ) -> Any:
+        """The champion against its challenger (split) or shadow (paired), on the
+        outcomes of the last ``since`` joined in ClickHouse (``lastmile models compare``):
+        each arm's metric, the lift with its always-valid bounds, and the decision."""
+        from streams.cli.compare import compare_model
+
+        seconds = since.total_seconds() if isinstance(since, dt.timedelta) else float(since)
+        return compare_model(
+            self._client.settings,
+            name,
+            metric=metric,
+            alpha=alpha,
+            since=seconds,
+            client=self._client.clickhouse,
+        )
 
     def publish(self, name: str | None = None) -> Sequence[ControlEvent]:
         """Announce one model's state (or every model's) on ``models.events`` again."""

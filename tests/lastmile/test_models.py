@@ -127,3 +127,12 @@ def test_help_of_the_client_teaches() -> None:
     for taught in ("score(", "predictions(", "metrics(", "alerts(", "simulate(", "models"):
         assert taught in shown, taught
     assert "lastmile up" in shown and ">>> " in shown
+
+
+def test_a_clickhouse_that_does_not_answer_is_one_clear_error(tmp_path: Path) -> None:
+    from streams.local.processes import free_port
+
+    client = lastmile.Client(clickhouse=f"http://127.0.0.1:{free_port()}/nowhere")
+    with pytest.raises(lastmile.StoreUnavailable, match="lastmile up") as caught:
+        client.predictions("fraud")
+    assert "nowhere" in str(caught.value) and isinstance(caught.value, lastmile.LastmileError)
