@@ -27,6 +27,7 @@ import pandas as pd
 
 from lastmile.errors import ClientError, ScoreTimeout
 from schemas import Codec, DecodeError, EncodeError
+from streams.cli.message_text import DEFAULT_KEY_FIELDS
 from streams.cli.produce import Sender, record_key
 from streams.config import Settings
 
@@ -179,15 +180,8 @@ def score_rows(
         sender = Sender(settings)
         for record, (value, headers) in zip(requests, encoded, strict=True):
             rid = record["request_id"]
-            sender.send(
-                topic,
-                value,
-                record_key(record, ("entity_id", "request_id")),
-                headers,
-                on_delivery=lambda msg, rid=rid: written.__setitem__(
-                    (msg.partition(), msg.offset()), rid
-                ),
-            )
+            key = record_key(record, DEFAULT_KEY_FIELDS["requests"])
+            sender.send(topic, value, key, headers, on_delivery=_remember(written, rid))
         failed = sender.flush(30)
         if failed:
             raise ClientError(
@@ -217,6 +211,15 @@ def score_rows(
             frame=frame,
         )
     return frame
+
+
+def _remember(written: dict[tuple[int, int], str], rid: str) -> Any:
+    """A delivery callback noting where request ``rid`` was written (its dead letter says)."""
+
+    def delivered(msg: Any) -> None:
+        written[(msg.partition(), msg.offset())] = rid
+
+    return delivered
 
 
 def _frame(
