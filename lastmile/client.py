@@ -90,6 +90,7 @@ class Client:
         self._plane: ControlPlane | None = None
         self._store = Store(settings)
         self._topics_checked = False
+        self._sender: Any = None
         self._models = Models(self)
 
     def __repr__(self) -> str:
@@ -153,8 +154,11 @@ class Client:
         answered within ``timeout`` seconds.
         """
         from lastmile.scoring import score_rows
+        from streams.cli.produce import Sender
 
         self._ensure_topics()
+        if self._sender is None:
+            self._sender = Sender(self.settings)
         when = None if event_time is None else int(as_utc(event_time).timestamp() * 1000)
         return score_rows(
             self.settings,
@@ -164,6 +168,7 @@ class Client:
             entity_ids=entity_ids,
             caller=caller,
             event_time_ms=when,
+            sender=self._sender,
         )
 
     # -- what ClickHouse holds
@@ -254,6 +259,9 @@ class Client:
         if self._plane is not None:
             self._plane.close()
             self._plane = None
+        if self._sender is not None:
+            self._sender.flush(30)
+            self._sender = None
         self._store.close()
 
     def __enter__(self) -> Client:
