@@ -184,7 +184,7 @@ def score_rows(
     reader = _Answers(settings, codec)
     try:
         sender = sender or Sender(settings)
-        already_failed = sender.failed
+        already_failed, sender.first_error = sender.failed, None
         for record, (value, headers) in zip(requests, encoded, strict=True):
             rid = record["request_id"]
             key = record_key(record, DEFAULT_KEY_FIELDS["requests"])

@@ -55,12 +55,13 @@ class Sender:
         headers: Sequence[tuple[str, bytes]] | None = None,
         on_delivery: Callable[[Any], None] | None = None,
     ) -> None:
-        def delivered(err: Any, msg: Any) -> None:
-            if err is not None:
-                self.failed += 1
-                self.first_error = self.first_error or str(err)
-            elif on_delivery is not None:
-                on_delivery(msg)
+        delivered = self._count
+        if on_delivery is not None:
+
+            def delivered(err: Any, msg: Any) -> None:
+                self._count(err, msg)
+                if err is None:
+                    on_delivery(msg)
 
         while True:
             try:
@@ -71,6 +72,11 @@ class Sender:
             except BufferError:  # the local queue is full: let it drain
                 self.producer.poll(0.1)
         self.producer.poll(0)
+
+    def _count(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.failed += 1
+            self.first_error = self.first_error or str(err)
 
     def flush(self, timeout: float = 30.0) -> int:
         """Wait for every delivery; how many messages failed or are still undelivered."""
