@@ -93,7 +93,8 @@ def _echo_event(change: ControlEvent, as_json: bool, message: str) -> None:
     click.echo(message)
 
 
-def _version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[str, Any]]:
+def version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[str, Any]]:
+    """One row per version: its aliases, retired or not, metrics (`models show`, the client)."""
     by_version: dict[int, list[str]] = {}
     for alias, v in state.aliases.items():
         by_version.setdefault(v, []).append(alias)
@@ -124,6 +125,27 @@ def _version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[
 
 def _split_text(state: ModelState) -> str:
     return ",".join(f"{a}={w:g}" for a, w in state.split.items())
+
+
+def model_rows(states: list[ModelState]) -> list[dict[str, Any]]:
+    """One row per model: champion, challenger, split, shadow (`models list`, the client)."""
+    rows = []
+    for state in states:
+        live = [v for v in state.versions if state.live(v)]
+        rows.append(
+            {
+                "model": state.model,
+                "champion": state.aliases.get("champion"),
+                "challenger": state.aliases.get("challenger"),
+                "split": _split_text(state),
+                "shadow": state.shadow,
+                "versions": len(state.versions),
+                "live": len(live),
+                "latest": max(state.versions) if state.versions else None,
+                "changes": state.seq,
+            }
+        )
+    return rows
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -219,24 +241,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     Example:
         lastmile models list --json
     """
-    plane = _plane(ctx)
-    rows = []
-    for state in plane.states():
-        live = [v for v in state.versions if state.live(v)]
-        rows.append(
-            {
-                "model": state.model,
-                "champion": state.aliases.get("champion"),
-                "challenger": state.aliases.get("challenger"),
-                "split": _split_text(state),
-                "shadow": state.shadow,
-                "versions": len(state.versions),
-                "live": len(live),
-                "latest": max(state.versions) if state.versions else None,
-                "changes": state.seq,
-            }
-        )
-    echo_rows(rows, as_json)
+    echo_rows(model_rows(_plane(ctx).states()), as_json)
 
 
 @models.command("show")
@@ -256,7 +261,7 @@ def show_command(ctx: click.Context, name: str, version: str | None, as_json: bo
     state = plane.state(name)
     registry = plane.registry
     if version is None:
-        rows = _version_rows(state, registry.versions(name))
+        rows = version_rows(state, registry.versions(name))
         if as_json:
             click.echo(
                 orjson.dumps(

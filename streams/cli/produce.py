@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 import click
@@ -12,9 +13,74 @@ import orjson
 from schemas import Codec, DecodeError
 from streams.cli.json_documents import iter_documents
 from streams.cli.message_text import DEFAULT_KEY_FIELDS, resolve_topic, schema_name_for
-from streams.config import settings_from_context
+from streams.config import Settings, settings_from_context
 
-__all__ = ["produce"]
+__all__ = ["Sender", "produce", "record_key"]
+
+
+def record_key(record: Mapping[str, Any], fields: Sequence[str]) -> bytes | None:
+    """The message key of a record: the first of ``fields`` it sets, as UTF-8 (None: no key).
+
+    >>> record_key({"request_id": "r1", "entity_id": None}, ("entity_id", "request_id"))
+    b'r1'
+    """
+    for name in fields:
+        if record.get(name) is not None:
+            return str(record[name]).encode()
+    return None
+
+
+class Sender:
+    """One producer that sends values and counts what the broker did not take.
+
+    ``send`` waits for room when librdkafka's local queue is full, instead of failing;
+    ``flush`` returns how many messages failed or were still undelivered, with the first
+    reason in ``first_error``. ``on_delivery`` of a send is called with the delivered
+    message (its partition and offset), or is not called when it failed. What
+    ``lastmile produce`` and ``lastmile.Client.score`` send with.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Producer
+
+        self.producer = Producer(settings.producer_config())
+        self.failed = 0
+        self.first_error: str | None = None
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | str,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+        on_delivery: Callable[[Any], None] | None = None,
+    ) -> None:
+        delivered = self._count
+        if on_delivery is not None:
+
+            def delivered(err: Any, msg: Any) -> None:
+                self._count(err, msg)
+                if err is None:
+                    on_delivery(msg)
+
+        while True:
+            try:
+                self.producer.produce(
+                    topic, value=value, key=key, headers=list(headers or []), on_delivery=delivered
+                )
+                break
+            except BufferError:  # the local queue is full: let it drain
+                self.producer.poll(0.1)
+        self.producer.poll(0)
+
+    def _count(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self.failed += 1
+            self.first_error = self.first_error or str(err)
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Wait for every delivery; how many messages failed or are still undelivered."""
+        return self.failed + self.producer.flush(timeout)
 
 
 @click.command("produce")
@@ -78,8 +144,6 @@ def produce(
       lastmile produce --topic outcomes labels.jsonl
       lastmile produce --topic requests --json --no-validate junk.jsonl   # test the DLQ
     """
-    from confluent_kafka import Producer
-
     settings = settings_from_context(ctx)
     topic, role = resolve_topic(settings, topic_name)
     schema_name = schema_name_for(role, schema)
@@ -93,14 +157,7 @@ def produce(
         raise click.UsageError(f"{topic} carries {schema_name}, which is never JSON: drop --json")
     key_fields = (key_field,) if key_field else DEFAULT_KEY_FIELDS.get(role or "", ())
 
-    producer = Producer(settings.producer_config())
-    state = {"failed": 0, "first_error": None}
-
-    def delivered(err: Any, msg: Any) -> None:
-        if err is not None:
-            state["failed"] += 1
-            state["first_error"] = state["first_error"] or str(err)
-
+    sender = Sender(settings)
     sent = bad = 0
     started = last_report = time.monotonic()
     for document in iter_documents(file):
@@ -128,20 +185,7 @@ def produce(
             bad += 1
             click.echo(f"line {document.line}: {err.reason}{which}", err=True)
             continue
-        key = None
-        for name in key_fields:
-            if record.get(name) is not None:
-                key = str(record[name]).encode()
-                break
-        while True:
-            try:
-                producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=delivered
-                )
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
+        sender.send(topic, value, record_key(record, key_fields), headers)
         sent += 1
         now = time.monotonic()
         if not quiet and now - last_report >= 2.0:
@@ -149,9 +193,8 @@ def produce(
                 f"... {sent:,} sent, {bad:,} bad lines ({sent / (now - started):,.0f}/s)", err=True
             )
             last_report = now
-    remaining = producer.flush(30)
+    failed = sender.flush(30)
     elapsed = time.monotonic() - started
-    failed = state["failed"] + remaining
     fmt = (
         "JSON"
         if raw_json
@@ -161,7 +204,7 @@ def produce(
     if bad:
         summary += f"; {bad:,} bad line(s) not sent"
     if failed:
-        summary += f"; {failed:,} not delivered ({state['first_error'] or 'timed out'})"
+        summary += f"; {failed:,} not delivered ({sender.first_error or 'timed out'})"
     click.echo(f"{summary} in {elapsed:.1f} s", err=True)
     if bad or failed:
         sys.exit(1)
