@@ -168,7 +168,9 @@ def _register_demo_models(settings: object) -> None:
     announces them on the broker when it starts."""
     from streams.cli.simulate import demo_models_command
 
-    demo_models_command.main(["--no-publish"], standalone_mode=False, obj=settings)
+    demo_models_command.main(
+        ["--no-publish", "--broken-challenger"], standalone_mode=False, obj=settings
+    )
 
 
 @main.command("status")

@@ -8,7 +8,7 @@ import sys
 import click
 
 from streams.config import settings_from_context
-from streams.local.demo_models import DEMO_MODELS, demo_model_kind, train_demo_model
+from streams.local.demo_models import DEMO_MODELS, Inverted, demo_model_kind, train_demo_model
 from streams.local.simulate import DRIFT_TYPES, STREAMS
 from streams.local.traffic_producer import produce_simulation
 
@@ -152,15 +152,22 @@ def simulate_command(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Register a new version even if the model exists.")
 @click.option("--no-publish", is_flag=True, help="Write the registry only (no broker needed).")
+@click.option(
+    "--broken-challenger",
+    is_flag=True,
+    help="Also deploy a broken fraud version (its scores turned around) as a 10 %% challenger, "
+    "for the operator to shed.",
+)
 @click.pass_context
 def demo_models_command(
-    ctx: click.Context, n: int, seed: int, force: bool, no_publish: bool
+    ctx: click.Context, n: int, seed: int, force: bool, no_publish: bool, broken_challenger: bool
 ) -> None:
     """Train and register the demo models (fraud on Agrawal, churn on Hyperplane) as champions.
 
     \b
     Example:
         lastmile demo-models && lastmile simulate --model fraud --drift-at 20000
+        lastmile demo-models --broken-challenger   # what `lastmile up --demo` deploys
     """
     from streams.models import ControlPlane, ModelNotFoundError, RegistryError
 
@@ -190,6 +197,21 @@ def demo_models_command(
                     f"{name}: version {mv.version} on {stream}, champion "
                     f"(accuracy {scores['accuracy']:.3f}, roc_auc {scores['roc_auc']:.3f})"
                 )
+                if broken_challenger and name == "fraud":
+                    broken = plane.register_and_publish(
+                        name,
+                        Inverted(model),
+                        "river",
+                        reference_rows=rows,
+                        parent=mv.version,
+                        description="lastmile demo: a broken version (scores turned around)",
+                    )
+                    plane.promote(name, broken.version, alias="challenger")
+                    plane.split(name, {"champion": 90, "challenger": 10})
+                    click.echo(
+                        f"{name}: version {broken.version} is broken on purpose, challenger on "
+                        "10 % of the traffic"
+                    )
     except RegistryError as err:
         click.echo(f"demo-models: {err}", err=True)
         sys.exit(1)

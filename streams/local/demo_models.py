@@ -11,9 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from river import base
+
 from streams.local.simulate import stream_rows
 
-__all__ = ["DEMO_MODELS", "TRAIN_SEED_OFFSET", "demo_model_kind", "train_demo_model"]
+__all__ = [
+    "DEMO_MODELS",
+    "TRAIN_SEED_OFFSET",
+    "Inverted",
+    "demo_model_kind",
+    "train_demo_model",
+]
 
 
 DEMO_MODELS = {"fraud": "agrawal", "churn": "hyperplane"}
@@ -86,3 +94,30 @@ def train_demo_model(
         "train_rows": float(n),
     }
     return model, rows, scores
+
+
+class Inverted(base.Classifier):
+    """A deliberately broken classifier: ``model``'s probabilities, turned around.
+
+    The demo deploys one as a 10 % challenger so that the operator has something to
+    shed: its accuracy is one minus the model's.
+
+    >>> from river import linear_model
+    >>> model = linear_model.LogisticRegression()
+    >>> for x, y in [({"a": 1.0}, True), ({"a": -1.0}, False)] * 50:
+    ...     model.learn_one(x, y)
+    >>> model.predict_one({"a": 1.0}), Inverted(model).predict_one({"a": 1.0})
+    (True, False)
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def learn_one(self, x: dict, y: Any) -> None:
+        # Learning would not mend it: the answers are turned around after the model.
+        self.model.learn_one(x, y)
+
+    def predict_proba_one(self, x: dict) -> dict[Any, float]:
+        proba = self.model.predict_proba_one(x)
+        p_true = proba.get(True, 0.0)
+        return {True: 1.0 - p_true, False: p_true}

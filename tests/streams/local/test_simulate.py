@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -229,3 +230,33 @@ def test_fast_agrawal_matches_river() -> None:
         ours = list(base_stream("agrawal", 9, drifted=drifted).take(500))
         river = list(synth.Agrawal(classification_function=function, seed=9).take(500))
         assert ours == river
+
+
+def test_demo_models_deploy_a_broken_challenger_on_a_tenth_of_the_traffic(tmp_path: Path) -> None:
+    from streams.config import load_settings
+    from streams.local.simulate import stream_rows
+    from streams.models import ControlPlane
+
+    settings = load_settings(
+        env={}, toml_path=None, data_dir=tmp_path / "data", registry=str(tmp_path / "registry")
+    )
+    result = CliRunner().invoke(
+        demo_models_command,
+        ["--train", "600", "--no-publish", "--broken-challenger"],
+        obj=settings,
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    state = ControlPlane(settings, publish=False).state("fraud")
+    assert state.champion == 1 and state.aliases["challenger"] == 2
+    assert state.split == {"champion": 90.0, "challenger": 10.0}
+    registry = Registry.from_settings(settings)
+    good, broken = registry.load("fraud", 1), registry.load("fraud", 2)
+    rows = [(x, bool(y)) for x, y in stream_rows("agrawal", 7, 400)]
+    accuracy = {
+        name: sum(m.model.predict_one(x) == y for x, y in rows) / len(rows)
+        for name, m in (("good", good), ("broken", broken))
+    }
+    assert accuracy["good"] > 0.8 and accuracy["broken"] < 0.2, accuracy
+    # Only fraud gets one: churn has a champion alone.
+    assert ControlPlane(settings, publish=False).state("churn").split == {}
