@@ -164,6 +164,36 @@ class Scorer:
             )
         return outputs
 
+    def process_version(
+        self, messages: Sequence[Message], model: str, version: int, variant: str
+    ) -> list[Output]:
+        """:meth:`process` with the version chosen by the caller instead of routed (the
+        gateway's ``/versions/{v}/infer``): decoded, checked and scored by the same code.
+        A chosen version that cannot be loaded answers no request: no fallback."""
+        decoded = self.codec.decode_messages(
+            messages, "ScoringRequest", self.settings.topic_requests
+        )
+        outputs: list[Output] = []
+        good: tuple[list[Message], list[dict]] = ([], [])
+        for message, request in zip(messages, decoded, strict=True):
+            if isinstance(request, DecodeError):
+                letter = dead_letter_from_error(message, request, worker=self.worker)
+                outputs.append(self._letter(message, letter))
+            else:
+                good[0].append(message)
+                good[1].append(request)
+        try:
+            self.cache.get(model, version)
+        except RegistryError as err:
+            return outputs + [
+                self._dead(message, "score", str(err), "model_unavailable", model)
+                for message in good[0]
+            ]
+        if good[0]:
+            now_ms = int(time.time() * 1000)
+            outputs.extend(self._score_version(model, version, variant, *good, now_ms))
+        return outputs
+
     @staticmethod
     def _groups(
         work: dict[tuple[str, int, str], tuple[list[Message], list[dict]]],
