@@ -7,10 +7,10 @@ sticky split), lastmile's additions; the answer is one object per instance.
 >>> call = parse_predict(b'{"instances": [{"x": 1.5}, {"x": 2}], "entity_id": "e7"}')
 >>> call.rows, call.entity_id
 ([{'x': 1.5}, {'x': 2}], 'e7')
->>> parse_predict(b'{"instances": [[1, 2]]}')
+>>> parse_predict(b'{"instances": [[1, 2]]}')  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-streams.roles.gateway.errors.BadRequest: not a V1 predict request: Expected `object`, got `array` - at `$.instances[0]`
+streams.roles.gateway.errors.BadRequest: not a V1 predict request: Expected `object`, got `array`...
 """
 
 from __future__ import annotations

@@ -75,7 +75,9 @@ def gateway_settings(fresh_settings) -> Settings:
     return fresh_settings(gateway_port=free_port())
 
 
-def read_messages(settings: Settings, topic: str, expect: int, timeout: float = 30) -> list[Message]:
+def read_messages(
+    settings: Settings, topic: str, expect: int, timeout: float = 30
+) -> list[Message]:
     """Every message of `topic`, once `expect` arrived and a second passed with no more."""
     consumer = Consumer(settings.consumer_config("reader", **{"isolation.level": "read_committed"}))
     consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.topic_partitions)])
