@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.kafka.deadletters import reason_unknown_model
 from streams.models.features import normalize_features
 from streams.roles.gateway import metrics
 from streams.roles.gateway.errors import BadRequest, GatewayError, NotFound
@@ -159,6 +160,8 @@ class GatewayApp:
         traceparent = headers.get(b"traceparent")
         labels = (model, "", "")
         try:
+            if inference.ready and not inference.known(model):  # 404 before the body's 400
+                raise NotFound(reason_unknown_model(model, inference.table.models()))
             version = None if version_text is None else _version(version_text)
             call = _parse(protocol, body, headers)
             request_id, answers = await inference.infer(model, call, version, traceparent)
