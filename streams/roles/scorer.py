@@ -253,6 +253,7 @@ class Scorer:
                 outputs.append(self._dead(messages[i], "score", reason, "model_exception", model))
         messages, requests, results = _without(failed, messages, requests, results)
         values = prediction_values(messages, requests, results, version, variant, now_ms)
+        self.scored(requests, values)
         self.counts[variant] += len(requests)
         topic_out = self.settings.topic_predictions
         encoded, headers = self.codec.encode_projections(
@@ -261,6 +262,11 @@ class Scorer:
         keys = [request["request_id"] for request in requests]
         outputs.extend(map(Output, repeat(topic_out), encoded, keys, repeat(headers)))
         return outputs
+
+    def scored(self, requests: list[dict], values: list[tuple]) -> None:
+        """Told each version's scored requests and their :data:`PREDICTION_FIELDS` values
+        before they are encoded: nothing here; a caller answering in process (the
+        gateway) overrides it to keep the answers."""
 
     def _dead(
         self,

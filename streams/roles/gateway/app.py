@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -167,8 +168,13 @@ class GatewayApp:
             request_id, answers = await inference.infer(model, call, version, traceparent)
             first = answers[0]
             labels = (model, str(first.version), first.variant)
-            for answer in answers:
-                metrics.PREDICTIONS.labels(model, str(answer.version), answer.variant).inc()
+            if len(answers) == 1:
+                metrics.PREDICTIONS.labels(*labels).inc()
+            else:
+                for (version, variant), n in Counter(
+                    (a.version, a.variant) for a in answers
+                ).items():
+                    metrics.PREDICTIONS.labels(model, str(version), variant).inc(n)
             if protocol == "v1":
                 reply: Reply = (200, predict_response(answers), JSON)
             else:

@@ -23,9 +23,9 @@ __all__ = ["Publisher"]
 
 log = logging.getLogger("lastmile.gateway")
 
-# A caller waits for its answer: one ms of linger gathers concurrent answers into few
-# broker requests without adding more than that to any one.
-LINGER_MS = 1
+# A caller waits for its answer: no linger. Concurrent answers still share broker requests,
+# gathered while the ones before them are in flight.
+LINGER_MS = 0
 # How long a record may take to reach the broker before its caller gets a 503.
 DELIVERY_TIMEOUT_MS = 10_000
 

@@ -23,12 +23,13 @@ from streams.config import Settings
 from streams.kafka.deadletters import dead_letter, default_worker, encode_dead_letter
 from streams.kafka.lane import Output
 from streams.models import SHADOW, ModelTable, ModelWatcher, Registry
+from streams.records import PREDICTION_FIELDS
 from streams.roles.gateway.errors import BadRequest, GatewayError, NotFound, Unavailable
 from streams.roles.gateway.publish import Publisher
 from streams.roles.gateway.v2 import Answer, InferCall
 from streams.roles.scorer import Scorer
 
-__all__ = ["CALLER", "HttpRow", "Inference", "TRACEPARENT"]
+__all__ = ["CALLER", "TRACEPARENT", "AnsweringScorer", "HttpRow", "Inference"]
 
 CALLER = "http"
 TRACEPARENT = "traceparent"
@@ -84,6 +85,24 @@ class HttpRow:
         return (1, self._received_ms)  # TIMESTAMP_CREATE_TIME: the latency counts from here
 
 
+_AT = {name: i for i, name in enumerate(PREDICTION_FIELDS)}
+
+
+class AnsweringScorer(Scorer):
+    """The scorer, keeping by request id the answer of each row it scores (not the shadow's)."""
+
+    answers: dict[str, Answer]
+
+    def scored(self, requests: list[dict], values: list[tuple]) -> None:
+        at_version, at_variant = _AT["version"], _AT["variant"]
+        at_score, at_label = _AT["score"], _AT["label"]
+        answers = self.answers
+        for request, v in zip(requests, values, strict=True):
+            if v[at_variant] != SHADOW:
+                rid = request["request_id"]
+                answers[rid] = Answer(rid, v[at_score], v[at_label], v[at_version], v[at_variant])
+
+
 class Inference:
     """The gateway's scoring: a :class:`Scorer` over the table :class:`ModelWatcher` keeps,
     and a :class:`Publisher` for what it outputs."""
@@ -94,7 +113,7 @@ class Inference:
         self.watcher = ModelWatcher(settings, self.table)
         self.codec = Codec.from_settings(settings)
         self.worker = default_worker()
-        self.scorer = Scorer(
+        self.scorer = AnsweringScorer(
             settings,
             self.table,
             registry or Registry.from_settings(settings),
@@ -136,6 +155,8 @@ class Inference:
         now = int(time.time() * 1000)
         headers = [(TRACEPARENT, traceparent)] if traceparent else None
         messages, ids = self._messages(model, call, request_id, now, headers)
+        # process() runs through without a pause, so no other request shares these answers
+        self.scorer.answers = {}
         if version is None:
             outputs = self.scorer.process(messages)
         else:
@@ -149,7 +170,7 @@ class Inference:
         if headers:
             outputs = [_with_header(out, headers[0]) for out in outputs]
         await self.publisher.deliver(outputs)
-        return request_id, self._answers(outputs, ids)
+        return request_id, self._answers(ids)
 
     def _messages(
         self,
@@ -193,25 +214,12 @@ class Inference:
         named = [alias for alias, v in state.aliases.items() if v == version]
         return sorted(named)[0] if named else PINNED
 
-    def _answers(self, outputs: Sequence[Output], ids: Sequence[str]) -> list[Answer]:
-        predictions = self.codec.decode_many(
-            [out.value for out in outputs],
-            [out.headers for out in outputs],
-            "Prediction",
-            self.settings.topic_predictions,
-        )
-        by_id: dict[str, Answer] = {}
-        for p in predictions:
-            if isinstance(p, dict) and p["variant"] != SHADOW:
-                by_id[p["request_id"]] = Answer(
-                    p["request_id"], p["score"], p["label"], p["version"], p["variant"]
-                )
-        answers = []
-        for rid in ids:
-            if rid not in by_id:  # the scorer answers every row it does not refuse
-                raise Unavailable(f"no answer for request {rid!r}")
-            answers.append(by_id[rid])
-        return answers
+    def _answers(self, ids: Sequence[str]) -> list[Answer]:
+        answers = self.scorer.answers
+        missing = [rid for rid in ids if rid not in answers]
+        if missing:  # the scorer answers every row it does not refuse: this is a bug
+            raise Unavailable(f"no answer for request(s) {missing[:3]}")
+        return [answers[rid] for rid in ids]
 
     def _refusal(self, letters: Sequence[Output], rows: int) -> GatewayError:
         record: dict[str, Any] = self.codec.decode(
