@@ -155,7 +155,8 @@ class Inference:
         now = int(time.time() * 1000)
         headers = [(TRACEPARENT, traceparent)] if traceparent else None
         messages, ids = self._messages(model, call, request_id, now, headers)
-        # process() runs through without a pause, so no other request shares these answers
+        # From here to the first await nothing else runs on this loop: the scorer's answers
+        # are this request's alone until they are taken.
         self.scorer.answers = {}
         if version is None:
             outputs = self.scorer.process(messages)
@@ -167,10 +168,11 @@ class Inference:
         if letters:
             await self.publisher.deliver(letters)
             raise self._refusal(letters, len(messages))
+        answers = self._answers(ids)
         if headers:
             outputs = [_with_header(out, headers[0]) for out in outputs]
         await self.publisher.deliver(outputs)
-        return request_id, self._answers(ids)
+        return request_id, answers
 
     def _messages(
         self,

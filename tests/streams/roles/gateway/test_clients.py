@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import numpy as np
 import pytest
@@ -81,3 +83,27 @@ def test_v1_predict_answers_each_instance(gateway: Gateway) -> None:
     assert httpx.get(f"{gateway.url}/v1/models/m").json() == {"name": "m", "ready": True}
     logged = predictions(gateway.settings, 2)
     assert sorted(p["request_id"] for p in logged) == ["v1req-0", "v1req-1"]
+
+
+def test_concurrent_requests_each_get_their_own_answers(gateway: Gateway) -> None:
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=gateway.url) as client:
+
+            def body(i: int) -> dict:
+                rows = 1 + i % 3
+                tensor = {"name": "x", "shape": [rows], "datatype": "FP64", "data": [1.0] * rows}
+                return {"id": f"c{i}", "inputs": [tensor]}
+
+            return await asyncio.gather(
+                *(client.post("/v2/models/m/infer", json=body(i)) for i in range(48))
+            )
+
+    responses = asyncio.run(send_all())
+    for i, response in enumerate(responses):
+        assert response.status_code == 200, response.text
+        out = response.json()
+        rows = 1 + i % 3
+        assert out["id"] == f"c{i}" and out["outputs"][0]["shape"] == [rows]
+        if rows > 1:
+            assert out["parameters"]["request_ids"] == [f"c{i}-{j}" for j in range(rows)]
+    assert len(predictions(gateway.settings, 96)) == 96
