@@ -30,13 +30,14 @@ LINGER_MS = 0
 DELIVERY_TIMEOUT_MS = 10_000
 
 
-def _settle(future: asyncio.Future, errors: list[KafkaError]) -> None:
-    if future.done():  # the caller went away: nobody waits for this answer
-        return
-    if errors:
-        future.set_exception(Unavailable(f"Kafka did not take the records: {errors[0]}"))
-    else:
-        future.set_result(None)
+def _settle(settled: list[tuple[asyncio.Future, list[KafkaError]]]) -> None:
+    for future, errors in settled:
+        if future.done():  # the caller went away: nobody waits for this answer
+            continue
+        if errors:
+            future.set_exception(Unavailable(f"Kafka did not take the records: {errors[0]}"))
+        else:
+            future.set_result(None)
 
 
 class Publisher:
@@ -49,6 +50,10 @@ class Publisher:
             )
         )
         self.failures = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Calls whose records are all delivered, settled on the loop once per poll: one
+        # wake-up of the loop for all of them, not one per call.
+        self._settled: list[tuple[asyncio.Future, list[KafkaError]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._poll, name="lastmile-gateway-delivery", daemon=True
@@ -60,13 +65,19 @@ class Publisher:
     def _poll(self) -> None:
         while not self._stop.is_set():
             self.producer.poll(0.05)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._settled and self._loop is not None:
+            settled, self._settled = self._settled, []
+            self._loop.call_soon_threadsafe(_settle, settled)
 
     async def deliver(self, outputs: Sequence[Output]) -> None:
         """Produce `outputs`; return once every one is on the broker. Raises
         :class:`Unavailable` when one is not."""
         if not outputs:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         future = loop.create_future()
         pending = len(outputs)
         errors: list[KafkaError] = []
@@ -79,7 +90,7 @@ class Publisher:
             if pending == 0:
                 if errors:
                     self.failures += 1
-                loop.call_soon_threadsafe(_settle, future, errors)
+                self._settled.append((future, errors))
 
         produce = self.producer.produce
         for out in outputs:

@@ -11,6 +11,7 @@ refusal (its dead letters written), not with the other rows' scores.
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Sequence
@@ -121,6 +122,13 @@ class Inference:
             worker=self.worker,
         )
         self.publisher = Publisher(settings)
+        # Generated request ids: this process's random prefix and a count (uuid4 per
+        # request cost 6% of the gateway's time at 32 connections).
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._ids = itertools.count()
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):016x}"
 
     def start(self) -> None:
         self.watcher.start()
@@ -151,7 +159,7 @@ class Inference:
         letters written) when a row is refused."""
         if not self.ready:
             raise Unavailable("the gateway is still reading models.events; retry shortly")
-        request_id = call.request_id or uuid.uuid4().hex
+        request_id = call.request_id or self._new_id()
         now = int(time.time() * 1000)
         headers = [(TRACEPARENT, traceparent)] if traceparent else None
         messages, ids = self._messages(model, call, request_id, now, headers)
