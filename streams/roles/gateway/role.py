@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from streams.roles.gateway.service import Inference
 __all__ = ["GatewayRole", "GatewayStats", "gateway_role"]
 
 log = logging.getLogger("lastmile.gateway")
+
+SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass
@@ -63,6 +66,12 @@ class GatewayRole:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
+        # An answer crosses threads (the delivery thread settles it, the loop sends it): with
+        # Python's 5 ms switch interval the woken thread may wait that long for the GIL.
+        # Shorter slices, for the whole process: back-to-back bench runs went from 784 to
+        # 915-928 req/s at one connection and from 44 ms to 6-11 ms p99 at 500 req/s.
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.inference.start()
         self._thread.start()
 
