@@ -56,7 +56,11 @@ class GatewayApp:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        status, payload, kind = await self.handle(scope["method"], scope["path"], scope, body)
+        try:
+            status, payload, kind = await self.handle(scope["method"], scope["path"], scope, body)
+        except Exception as err:  # a bug of the gateway: the caller gets a 500 with its name
+            log.exception("gateway: %s %s failed", scope["method"], scope["path"])
+            status, payload, kind = _error(500, f"internal error: {type(err).__name__}: {err}")
         await send(
             {
                 "type": "http.response.start",

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from streams.config import Settings
 from streams.kafka.lane import Output
@@ -101,6 +101,8 @@ class Publisher:
                 except BufferError:
                     # The local queue is full: give the broker a moment, without the loop.
                     await asyncio.sleep(0.005)
+                except KafkaException as err:  # refused at once (too large, ...): not written
+                    raise Unavailable(f"Kafka did not take the records: {err}") from None
         await future
 
     def close(self, timeout: float = 10.0) -> None:

@@ -138,3 +138,18 @@ def test_unknown_routes_and_methods_are_4xx_not_500(gateway: Gateway) -> None:
     assert httpx.get(f"{gateway.url}/nowhere").status_code == 404
     assert httpx.delete(f"{gateway.url}/v2/models/m").status_code == 405
     assert httpx.post(f"{gateway.url}/v2/models/m/explain", json={}).status_code == 404
+
+
+def test_a_row_too_large_for_kafka_is_a_400_and_a_dead_letter(gateway: Gateway) -> None:
+    huge = "a" * 2_000_000
+    body = {
+        "inputs": [
+            {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]},
+            {"name": "note", "shape": [1], "datatype": "BYTES", "data": [huge]},
+        ]
+    }
+    response = httpx.post(f"{gateway.url}/v2/models/m/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert "too large" in response.json()["error"]
+    [letter] = dead_letters(gateway.settings, 1)
+    assert letter["stage"] == "decode" and "too large" in letter["error"]
