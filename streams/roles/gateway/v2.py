@@ -5,8 +5,9 @@ A request names one input per feature (shape ``[rows]`` or ``[rows, 1]``), or ho
 first dimension is the batch, one row per scoring request. ``data`` is flat or nested,
 in JSON; or raw little-endian bytes after the JSON header (the binary tensor extension
 tritonclient uses by default: ``Inference-Header-Content-Length`` and each input's
-``parameters.binary_data_size``). ``parameters.entity_id`` makes the split sticky;
-``id`` becomes the request_id (``<id>-<row>`` for many rows).
+``parameters.binary_data_size``). ``parameters.entity_id`` makes the split sticky,
+``parameters.event_time`` (epoch millis) dates the rows (else: when received); ``id``
+becomes the request_id (``<id>-<row>`` for many rows).
 
 >>> call = parse_infer(b'{"id": "r1", "inputs": [{"name": "x", "shape": [2], '
 ...                    b'"datatype": "FP64", "data": [1, 2.5]}], "parameters": {"entity_id": "e"}}')
