@@ -51,6 +51,12 @@ def _learner(settings: Settings) -> Role:
     return learner_lane(settings)
 
 
+def _gateway(settings: Settings) -> Role:
+    from streams.roles.gateway import gateway_role
+
+    return gateway_role(settings)
+
+
 # Role name -> factory of its lane. Roles are imported lazily so a worker pays only
 # for the roles it runs.
 ROLES: dict[str, RoleFactory] = {
@@ -58,6 +64,7 @@ ROLES: dict[str, RoleFactory] = {
     "monitor": _monitor,
     "sink": _sink,
     "learner": _learner,
+    "gateway": _gateway,
 }
 
 

@@ -241,6 +241,9 @@ class Settings:
     )
     monitor_group: str = _field("lastmile-monitor", "Consumer group of the monitor.")
 
+    # The gateway role
+    gateway_port: int = _field(8080, "Port of the gateway's HTTP server (Open Inference Protocol).")
+
     def __post_init__(self) -> None:
         for key in self.kafka_client:
             why = FIXED_CLIENT_SETTINGS.get(key)

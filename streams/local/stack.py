@@ -247,10 +247,14 @@ def role_services(settings: Settings, roles: list[str]) -> list[Service]:
     for offset, role in enumerate(roles):
         port = settings.web_port + offset
         url = f"http://127.0.0.1:{port}/lastmile/status"
+        ready = url
+        if role == "gateway":  # up when its own port answers; shown by that address
+            url = f"http://127.0.0.1:{settings.gateway_port}/v2"
+            ready = f"{url}/health/ready"
         worker = ManagedProcess(
             role,
             lastmile_command("worker", "--roles", role, "--web-port", str(port)),
-            ready=lambda url=url: http_ready(url),
+            ready=lambda ready=ready: http_ready(ready),
             log_path=settings.data_dir / "logs" / f"{role}.log",
         )
         services.append(Service(worker, url, 90.0))
