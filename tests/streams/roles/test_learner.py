@@ -336,8 +336,8 @@ def harness(offline: dict[str, Any], **options: Any) -> Harness:
 
 
 def test_settings_from_env_and_defaults() -> None:
-    s = LearnerSettings.from_env(
-        {
+    s = load_settings(
+        env={
             "LASTMILE_LEARNER_POLICY": "auto",
             "LASTMILE_LEARNER_SNAPSHOT_EVERY": "5000",
             "LASTMILE_LEARNER_SNAPSHOT_INTERVAL": "10m",
@@ -345,8 +345,9 @@ def test_settings_from_env_and_defaults() -> None:
             "LASTMILE_LEARNER_OUTCOME_WAIT": "30s",
             "LASTMILE_LEARNER_ROUTE": "false",
             "LASTMILE_LEARNER_GROUP": "g1",
-        }
-    )
+        },
+        toml_path=None,
+    ).learner
     assert (s.policy, s.snapshot_every, s.snapshot_interval) == ("auto", 5000, 600.0)
     assert (s.join_ttl, s.outcome_wait, s.route, s.group_id) == (172800.0, 30.0, False, "g1")
     d = LearnerSettings()
@@ -355,9 +356,9 @@ def test_settings_from_env_and_defaults() -> None:
     assert d.repartition_topic_for(settings) == "scoring.learner.input"
     assert d.state_topic_for(settings) == "scoring.learner.state"
     with pytest.raises(ValueError, match="policy"):
-        LearnerSettings.from_env({"LASTMILE_LEARNER_POLICY": "sometimes"})
+        load_settings(env={"LASTMILE_LEARNER_POLICY": "sometimes"}, toml_path=None)
     with pytest.raises(ValueError, match="LASTMILE_LEARNER_WINDOW"):
-        LearnerSettings.from_env({"LASTMILE_LEARNER_WINDOW": "many"})
+        load_settings(env={"LASTMILE_LEARNER_WINDOW": "many"}, toml_path=None)
 
 
 def test_prequential_window_equals_river_rolling_metrics() -> None:
@@ -902,7 +903,7 @@ def test_sigkill_mid_stream_then_resume_learns_exactly_what_an_uninterrupted_run
         "LASTMILE_LEARNER_GROUP": group,
     }
     env = {**os.environ, **settings_env(settings), **learner_env}
-    options = LearnerSettings.from_env(learner_env)
+    options = load_settings(env=learner_env, toml_path=None).learner
     log_path = tmp_path / "worker.log"
     registry = Registry.from_settings(settings)
     probe = Consumer(settings.consumer_config("probe"))
