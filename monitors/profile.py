@@ -67,8 +67,20 @@ def quantile_edges(values: np.ndarray, bins: int = 10) -> np.ndarray:
     return np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
 
 
+class MissingRate:
+    """The share of a feature's values that were missing, for a profile counting both."""
+
+    n: int
+    missing: int
+
+    @property
+    def missing_rate(self) -> float:
+        total = self.n + self.missing
+        return self.missing / total if total else math.nan
+
+
 @dataclasses.dataclass
-class NumericProfile:
+class NumericProfile(MissingRate):
     """A numeric feature's (or the score's) reference distribution.
 
     `counts` has ``len(edges) + 1`` cells: underflow, the bins, overflow (both zero for
@@ -94,11 +106,6 @@ class NumericProfile:
     sample: list[float]
     sample_weights: list[float] | None = None
     kind = "numeric"
-
-    @property
-    def missing_rate(self) -> float:
-        total = self.n + self.missing
-        return self.missing / total if total else math.nan
 
     @property
     def sample_n(self) -> int:
@@ -175,7 +182,7 @@ class NumericProfile:
 
 
 @dataclasses.dataclass
-class CategoricalProfile:
+class CategoricalProfile(MissingRate):
     """A categorical feature's reference frequencies, top-K named, the rest as ``__other__``.
 
     ``counts[OTHER]`` is always present (zero when nothing was folded), so a window's
@@ -191,11 +198,6 @@ class CategoricalProfile:
     n: int
     missing: int
     kind = "categorical"
-
-    @property
-    def missing_rate(self) -> float:
-        total = self.n + self.missing
-        return self.missing / total if total else math.nan
 
     @property
     def categories(self) -> list[str]:

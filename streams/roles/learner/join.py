@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from confluent_kafka import Message
 
@@ -19,30 +19,18 @@ from streams.roles.learner.envelope import (
     key_model,
     routed_at,
 )
+from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
 
-if TYPE_CHECKING:
-    from collections import Counter
 
-    from schemas import Codec
-    from streams.config import Settings
-    from streams.roles.learner.settings import LearnerSettings
-
-
-class JoinStage:
+class JoinStage(LearnerPart):
     """Folds a partition's routed items in and joins outcomes with their predictions.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
+    A :class:`~streams.roles.learner.part.LearnerPart`; besides its attributes it reads:"""
 
-    settings: Settings
-    options: LearnerSettings
-    codec: Codec
     worker: str
-    counts: Counter[str]
     join_ttl_ms: int
     outcome_wait_ms: int
-    expiry: dict[int, int]
 
     def ingest(self, state: PartitionState, batch: Sequence[Message]) -> None:
         """Fold one partition's records in, in offset order (a bundle's items in their

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from confluent_kafka import Message
 
@@ -17,27 +17,17 @@ from streams.roles.learner.envelope import (
     pack_outcome,
     pack_prediction,
 )
-
-if TYPE_CHECKING:
-    from collections import Counter
-
-    from schemas import Codec
-    from streams.models import ModelTable
+from streams.roles.learner.part import LearnerPart
 
 log = logging.getLogger("lastmile.learner")
 
 
-class RoutingStage:
+class RoutingStage(LearnerPart):
     """Routes the inputs of learnable models to their repartition partitions.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
+    A :class:`~streams.roles.learner.part.LearnerPart`; besides its attributes it reads:"""
 
-    table: ModelTable
-    codec: Codec
-    repartition_topic: str
     partitions: int
-    counts: Counter[str]
     partition_of: dict[str, int]
 
     def _partition(self, model: str) -> int:
@@ -54,7 +44,7 @@ class RoutingStage:
         learnable: dict[str, tuple[bytes, int] | None] = {}
         route = self._route_of
         counts = self.counts
-        items: dict[int, list[tuple[bytes, bytes, int, int]]] = {}
+        items: defaultdict[int, list[tuple[bytes, bytes, int, int]]] = defaultdict(list)
         routed = 0
         if predictions:
             records = self.codec.decode_many(
@@ -74,10 +64,7 @@ class RoutingStage:
                 if where is None:
                     counts["unlearnable"] += 1
                     continue
-                part = items.get(where[1])
-                if part is None:
-                    part = items[where[1]] = []
-                part.append(
+                items[where[1]].append(
                     (
                         where[0] + r["request_id"].encode(),
                         pack_prediction(now_ms, r["version"], r["event_time"], r["features"]),
@@ -111,10 +98,7 @@ class RoutingStage:
                     h,
                     v,
                 )
-                part = items.get(where[1])
-                if part is None:
-                    part = items[where[1]] = []
-                part.append(
+                items[where[1]].append(
                     (
                         where[0] + r["request_id"].encode(),
                         pack_outcome(now_ms, r["label"], r["value"], r["event_time"], source),
