@@ -298,12 +298,10 @@ class ReferenceProfile:
         cls,
         rows: Iterable[Mapping[str, Value]],
         scores: Iterable[float] | None = None,
-        bins: int = 10,
-        top_k: int | None = 50,
-        sample_size: int | None = 1000,
-        seed: int = 0,
+        **options: Any,
     ) -> ReferenceProfile:
-        """Profile training rows (and optionally the model's scores on them).
+        """Profile training rows (and optionally the model's scores on them); `options`
+        are :meth:`fit_columns`' (``bins``, ``top_k``, ``sample_size``, ``seed``).
 
         The rows are read once and held column by column: a training set is assumed
         to fit in memory, unlike a live stream.
@@ -321,9 +319,7 @@ class ReferenceProfile:
             for col in columns.values():
                 if len(col) < n:
                     col.append(None)
-        return cls.fit_columns(
-            columns, scores=scores, bins=bins, top_k=top_k, sample_size=sample_size, seed=seed
-        )
+        return cls.fit_columns(columns, scores=scores, **options)
 
     @classmethod
     def fit_columns(

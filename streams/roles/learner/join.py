@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from confluent_kafka import Message
@@ -114,21 +115,10 @@ class JoinStage(LearnerPart):
 
     def _expire(self, state: PartitionState) -> None:
         """Drop predictions older than the TTL; dead-letter outcomes that waited too long."""
-        now = state.clock
-        pending = state.pending
-        while pending:
-            key, value = next(iter(pending.items()))
-            if routed_at(value) + self.join_ttl_ms > now:
-                break
-            pending.popitem(last=False)
+        for key, _value in _pop_due(state.pending, self.join_ttl_ms, state.clock):
             state.forget(key)
             state.counts["predictions_expired"] += 1
-        waiting = state.waiting
-        while waiting:
-            key, value = next(iter(waiting.items()))
-            if routed_at(value) + self.outcome_wait_ms > now:
-                break
-            waiting.popitem(last=False)
+        for key, value in _pop_due(state.waiting, self.outcome_wait_ms, state.clock):
             self._dead_outcome(state, key, value, "ttl")
         self.expiry[state.partition] = state.next_expiry(self.join_ttl_ms, self.outcome_wait_ms)
 
@@ -164,3 +154,15 @@ def _human(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def _pop_due(
+    entries: OrderedDict[bytes, bytes], wait_ms: int, now: int
+) -> Iterator[tuple[bytes, bytes]]:
+    """Take out, oldest first, the entries (in routing order) that have waited `wait_ms`."""
+    while entries:
+        key, value = next(iter(entries.items()))
+        if routed_at(value) + wait_ms > now:
+            return
+        entries.popitem(last=False)
+        yield key, value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from confluent_kafka import Message
 
@@ -42,78 +42,72 @@ class RoutingStage(LearnerPart):
         """Predictions and outcomes of learnable models as bundles, one per repartition
         partition (or a few, when large)."""
         learnable: dict[str, tuple[bytes, int] | None] = {}
-        route = self._route_of
         counts = self.counts
         items: defaultdict[int, list[tuple[bytes, bytes, int, int]]] = defaultdict(list)
-        routed = 0
-        if predictions:
-            records = self.codec.decode_many(
-                [m.value() for m in predictions],
-                [m.headers() for m in predictions],
-                "Prediction",
-            )
-            for m, r in zip(predictions, records, strict=True):
-                if isinstance(r, DecodeError):
-                    self._undecodable(m, r)
-                    continue
-                if r["variant"] == "shadow":
-                    counts["shadow_skipped"] += 1
-                    continue
-                model = r["model"]
-                where = learnable[model] if model in learnable else route(model, learnable)
-                if where is None:
-                    counts["unlearnable"] += 1
-                    continue
-                items[where[1]].append(
-                    (
-                        where[0] + r["request_id"].encode(),
-                        pack_prediction(now_ms, r["version"], r["event_time"], r["features"]),
-                        m.partition(),
-                        m.offset(),
-                    )
-                )
-                routed += 1
-            counts["routed_predictions"] += routed
-        if outcomes:
-            n = routed
-            headers = [m.headers() for m in outcomes]
-            values = [m.value() for m in outcomes]
-            records = self.codec.decode_many(values, headers, "Outcome")
-            for m, r, h, v in zip(outcomes, records, headers, values, strict=True):
-                if isinstance(r, DecodeError):
-                    self._undecodable(m, r)
-                    continue
-                model = r["model"]
-                where = learnable[model] if model in learnable else route(model, learnable)
-                if where is None:
-                    counts["unlearnable"] += 1
-                    continue
-                ts = m.timestamp()
-                source = (
-                    m.topic(),
+        for m, r, where in self._learnable(predictions, "Prediction", learnable):
+            items[where[1]].append(
+                (
+                    where[0] + r["request_id"].encode(),
+                    pack_prediction(now_ms, r["version"], r["event_time"], r["features"]),
                     m.partition(),
                     m.offset(),
-                    ts[1] if ts[0] else None,
-                    m.key(),
-                    h,
-                    v,
                 )
-                items[where[1]].append(
-                    (
-                        where[0] + r["request_id"].encode(),
-                        pack_outcome(now_ms, r["label"], r["value"], r["event_time"], source),
-                        source[1],
-                        source[2],
-                    )
+            )
+            counts["routed_predictions"] += 1
+        for m, r, where in self._learnable(outcomes, "Outcome", learnable):
+            ts = m.timestamp()
+            source = (
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                ts[1] if ts[0] else None,
+                m.key(),
+                m.headers(),
+                m.value(),
+            )
+            items[where[1]].append(
+                (
+                    where[0] + r["request_id"].encode(),
+                    pack_outcome(now_ms, r["label"], r["value"], r["event_time"], source),
+                    source[1],
+                    source[2],
                 )
-                routed += 1
-            counts["routed_outcomes"] += routed - n
+            )
+            counts["routed_outcomes"] += 1
         topic = self.repartition_topic
         return [
             Output(topic, bundle, None, None, part)
             for part, batch in items.items()
             for bundle in pack_bundles(now_ms, batch)
         ]
+
+    def _learnable(
+        self,
+        messages: Sequence[Message],
+        schema: str,
+        learnable: dict[str, tuple[bytes, int] | None],
+    ) -> Iterator[tuple[Message, dict, tuple[bytes, int]]]:
+        """(message, record, where it goes) of each message of a learnable model; the
+        others are counted (shadow predictions, unlearnable models) or dead-lettered."""
+        if not messages:
+            return
+        counts = self.counts
+        records = self.codec.decode_many(
+            [m.value() for m in messages], [m.headers() for m in messages], schema
+        )
+        for m, r in zip(messages, records, strict=True):
+            if isinstance(r, DecodeError):
+                self._undecodable(m, r)
+                continue
+            if r.get("variant") == "shadow":
+                counts["shadow_skipped"] += 1
+                continue
+            model = r["model"]
+            where = learnable[model] if model in learnable else self._route_of(model, learnable)
+            if where is None:
+                counts["unlearnable"] += 1
+                continue
+            yield m, r, where
 
     def _route_of(
         self, model: str, cache: dict[str, tuple[bytes, int] | None]
