@@ -15,10 +15,10 @@ from streams.roles.learner.envelope import (
     KIND_BUNDLE,
     KIND_OUTCOME,
     KIND_PREDICTION,
-    SourceMessage,
     bundle_items,
     key_model,
     routed_at,
+    source_message,
 )
 from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
@@ -137,7 +137,7 @@ class JoinStage(LearnerPart):
                 f"the learner holds {self.options.outcome_capacity:,} outcomes waiting for "
                 f"their predictions; the oldest, request {rid!r} of model {model!r}, was let go"
             )
-        self.send_dead_letter(state, SourceMessage(value), reason, "no_prediction", model)
+        self.send_dead_letter(state, source_message(value), reason, "no_prediction", model)
 
     def send_dead_letter(
         self, state: PartitionState, source: Any, reason: str, error_type: str, model: str

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.models import LoadedModel, RegistryError, label_str
-from streams.roles.learner.envelope import SourceMessage, key_model
+from streams.roles.learner.envelope import key_model, source_message
 from streams.roles.learner.model_line import ModelLine
 from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
@@ -254,7 +254,7 @@ class LearningStep(LearnerPart):
             f"model {line.model!r} (line from v{line.origin}) cannot learn the outcome of "
             f"request {rid!r}: {why[:300]}"
         )
-        self.send_dead_letter(state, SourceMessage(value), reason, kind, line.model)
+        self.send_dead_letter(state, source_message(value), reason, kind, line.model)
 
 
 class _BadLabel(ValueError):
