@@ -35,15 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from dashboard.navigation import PAGE_FILES  # noqa: E402 - the repository is on the path now
+
 APP = ROOT / "dashboard" / "app.py"
-PAGES = {
-    "overview": "pages/overview.py",
-    "drift": "pages/drift.py",
-    "performance": "pages/performance.py",
-    "alerts": "pages/alerts.py",
-    "models": "pages/models.py",
-    "dead_letters": "pages/dead_letters.py",
-}
+PAGES = PAGE_FILES
 FRAUD_FEATURES = ("age", "salary", "loan", "plan")
 CHURN_FEATURES = ("x0", "x1", "x2")
 DRIFTED = ("fraud", "age")  # after the drift point, age is shifted by +15 years

@@ -26,19 +26,13 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
+from dashboard.navigation import PAGE_FILES
 from streams.config import Settings, load_settings
 from streams.storage import db
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
-PAGES = {
-    "overview": "pages/overview.py",
-    "drift": "pages/drift.py",
-    "performance": "pages/performance.py",
-    "alerts": "pages/alerts.py",
-    "models": "pages/models.py",
-    "dead_letters": "pages/dead_letters.py",
-}
+PAGES = PAGE_FILES
 TIMEOUT = 60
 
 
