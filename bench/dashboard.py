@@ -633,8 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lastmile-bench-dashboard-") as tmp:
         root = Path(tmp)
         store = EmbeddedStore(root / "clickhouse", free_port(), log_path=root / "store.log")
-        store.start()
-        try:
+        with store:
             registry = root / "registry"
             os.environ.update(_env(store.port, "bench", registry))
             for name in (
@@ -684,8 +683,6 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{'':<18}shown: " + ", ".join(f"{k} {r['shown'].get(k)}" for k in tiles))
                 for error in r["errors"]:
                     print(f"{'':<18}error: {error}")
-        finally:
-            store.stop()
     return 0
 
 
