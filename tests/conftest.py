@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import is_hypothesis_test
 
 from streams.config import Settings, load_settings
 from streams.local.broker import EmbeddedBroker
@@ -113,6 +114,14 @@ def _needs_stack(item: pytest.Item) -> bool:
     return any(f is not None and _starts_processes(f, seen) for f in funcs)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "fuzz: a Hypothesis property test (hundreds of examples each); "
+        '`-m "not stack and not fuzz"` is the quickest loop',
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that needs the embedded broker or ClickHouse, or starts processes of
     its own (a broker, a store, ``lastmile up``, a second Python), as ``stack``.
@@ -120,7 +129,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     Read from the fixtures a test asks for and from the code of the test, of its fixtures
     and of the module's helpers they call, so a new integration test is marked without
     anyone remembering to; ``pytest -m "not stack"`` then runs the unit tests alone.
+    Hypothesis tests are also marked ``fuzz``: they are most of the unit tests' time.
     """
     for item in items:
         if _needs_stack(item):
             item.add_marker(pytest.mark.stack)
+        if is_hypothesis_test(getattr(item, "obj", None)):
+            item.add_marker(pytest.mark.fuzz)

@@ -66,13 +66,13 @@ class MonitorSettings:
         "Change detectors as stream:detector (streams score, error).",
         kind="list",
     )
-    snapshot_interval: float = setting(
-        30.0, "Wall time between monitor state snapshots when nothing is emitted.", kind="duration"
-    )
     state_topic: str | None = setting(
         None, "Compacted topic of the monitor's state. Unset: topic_metrics with 'state'."
     )
     group_id: str = setting("lastmile-monitor", "Consumer group of the monitor.", key="group")
+    snapshot_interval: float = setting(
+        30.0, "Wall time between monitor state snapshots when nothing is emitted.", kind="duration"
+    )
 
     def __post_init__(self) -> None:
         if self.step is None:
