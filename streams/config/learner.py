@@ -16,6 +16,7 @@ Durations are seconds or ``30s``/``10m``/``1h``/``7d``; 0 turns a trigger off. T
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from streams.config.fields import ConfigError, setting
@@ -102,6 +103,18 @@ class LearnerSettings:
                 key="learner_challenger_share",
                 value=self.challenger_share,
             )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LearnerSettings:
+        """The section as ``LASTMILE_LEARNER_*`` variables in `env` set it (the others are
+        not read), through :func:`streams.config.load_settings`, the one parser.
+
+        >>> LearnerSettings.from_env({"LASTMILE_LEARNER_GROUP": "g1"}).group_id
+        'g1'
+        """
+        from streams.config.loading import load_section  # loading imports this module
+
+        return load_section("learner", env)
 
     def repartition_topic_for(self, settings: Settings) -> str:
         """The repartition topic: configured, or ``topic_outcomes`` with "outcomes" ->

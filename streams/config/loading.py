@@ -22,7 +22,13 @@ from typing import Any
 from streams.config.fields import ENV_PREFIX, SECRET_MARK, ConfigError, convert, format_value
 from streams.config.settings import KEYS, SECTIONS, Key, Settings, mask_url
 
-__all__ = ["describe", "load_settings", "load_settings_with_sources", "settings_from_context"]
+__all__ = [
+    "describe",
+    "load_section",
+    "load_settings",
+    "load_settings_with_sources",
+    "settings_from_context",
+]
 
 
 def settings_from_context(ctx: Any) -> Settings:
@@ -55,6 +61,13 @@ def load_settings(
     """
     settings, _ = load_settings_with_sources(env, toml_path, **overrides)
     return settings
+
+
+def load_section(section: str, env: Mapping[str, str]) -> Any:
+    """One section as its variables in `env` set it; the other variables are not read."""
+    prefix = f"{ENV_PREFIX}{section.upper()}_"
+    mine = {k: v for k, v in env.items() if k.startswith(prefix)}
+    return getattr(load_settings(env=mine, toml_path=None), section)
 
 
 def _toml_items(path: Path) -> Iterator[tuple[str, Any]]:

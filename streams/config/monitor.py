@@ -14,6 +14,7 @@ too), and an empty list is a choice (``LASTMILE_MONITOR_DETECTORS=`` runs none).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from streams.config.fields import ConfigError, setting
@@ -61,6 +62,9 @@ class MonitorSettings:
         100_000, "Predictions the monitor keeps to join outcomes with (0: no performance)."
     )
     performance_window: int = setting(1000, "Outcomes per rolling performance metric.")
+    comparison_alpha: float = setting(
+        0.05, "Error rate of the champion/challenger decision, however often it is read."
+    )
     detectors: tuple[str, ...] = setting(
         DEFAULT_DETECTORS,
         "Change detectors as stream:detector (streams score, error).",
@@ -75,6 +79,12 @@ class MonitorSettings:
     )
 
     def __post_init__(self) -> None:
+        if not 0.0 < self.comparison_alpha < 1.0:
+            raise ConfigError(
+                f"monitor comparison alpha must be in (0, 1), not {self.comparison_alpha}",
+                key="monitor_comparison_alpha",
+                value=self.comparison_alpha,
+            )
         if self.step is None:
             object.__setattr__(self, "step", self.window)
         if self.detectors == DEFAULT_DETECTORS:
@@ -91,6 +101,18 @@ class MonitorSettings:
                     key="monitor_detectors",
                     value=spec,
                 )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MonitorSettings:
+        """The section as ``LASTMILE_MONITOR_*`` variables in `env` set it (the others are
+        not read), through :func:`streams.config.load_settings`, the one parser.
+
+        >>> MonitorSettings.from_env({"LASTMILE_MONITOR_STEP": "15s"}).step
+        15.0
+        """
+        from streams.config.loading import load_section  # loading imports this module
+
+        return load_section("monitor", env)
 
     @property
     def tumbling(self) -> bool:
