@@ -35,15 +35,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from dashboard.navigation import PAGE_FILES  # noqa: E402 - the repository is on the path now
+
 APP = ROOT / "dashboard" / "app.py"
-PAGES = {
-    "overview": "pages/overview.py",
-    "drift": "pages/drift.py",
-    "performance": "pages/performance.py",
-    "alerts": "pages/alerts.py",
-    "models": "pages/models.py",
-    "dead_letters": "pages/dead_letters.py",
-}
+PAGES = PAGE_FILES
 FRAUD_FEATURES = ("age", "salary", "loan", "plan")
 CHURN_FEATURES = ("x0", "x1", "x2")
 DRIFTED = ("fraud", "age")  # after the drift point, age is shifted by +15 years
@@ -638,8 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lastmile-bench-dashboard-") as tmp:
         root = Path(tmp)
         store = EmbeddedStore(root / "clickhouse", free_port(), log_path=root / "store.log")
-        store.start()
-        try:
+        with store:
             registry = root / "registry"
             os.environ.update(_env(store.port, "bench", registry))
             for name in (
@@ -689,8 +683,6 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{'':<18}shown: " + ", ".join(f"{k} {r['shown'].get(k)}" for k in tiles))
                 for error in r["errors"]:
                     print(f"{'':<18}error: {error}")
-        finally:
-            store.stop()
     return 0
 
 

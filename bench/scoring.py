@@ -460,18 +460,7 @@ class Bench:
             if status:
                 self.scorer_rss = status
 
-        try:
-            count_outputs(
-                consumer,
-                run,
-                lambda: proc.poll() is None,
-                self.args.startup_timeout,
-                self.args.stall_timeout,
-                self._timeouts(run.expected, 2000),
-                tick,
-            )
-        finally:
-            consumer.close()
+        self._count(consumer, run, proc, 2000, tick)
         tick()
         run.peak_rss_mb = self.scorer_rss.get("VmHWM")
         if not run.complete:
@@ -480,6 +469,29 @@ class Bench:
                 + self.children.log_tail("scorer")
             )
         return run
+
+    def _count(
+        self,
+        consumer: Consumer,
+        run: Run,
+        proc: subprocess.Popen,
+        floor_rate: float,
+        tick: Callable[[], None],
+    ) -> None:
+        """Count `proc`'s outputs into `run` until all are in, or it stalls or dies; the
+        consumer is closed after."""
+        try:
+            count_outputs(
+                consumer,
+                run,
+                lambda: proc.poll() is None,
+                self.args.startup_timeout,
+                self.args.stall_timeout,
+                self._timeouts(run.expected, floor_rate),
+                tick,
+            )
+        finally:
+            consumer.close()
 
     def scorer_alive(self) -> bool:
         proc = self.children.procs.get("scorer")
@@ -531,18 +543,9 @@ class Bench:
             peak = max(peak, proc_status(proc.pid).get("VmHWM", 0.0))
 
         try:
-            count_outputs(
-                consumer,
-                run,
-                lambda: proc.poll() is None,
-                self.args.startup_timeout,
-                self.args.stall_timeout,
-                self._timeouts(n, floor_rate),
-                tick,
-            )
+            self._count(consumer, run, proc, floor_rate, tick)
             tick()
         finally:
-            consumer.close()
             self.children.stop(name)
         run.peak_rss_mb = peak or None
         if not run.complete:

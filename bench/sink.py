@@ -175,15 +175,21 @@ def bench_end_to_end(
     )
 
 
-def bench_write_paths(store: EmbeddedStore, rows: int = 50_000) -> None:
-    """One batch, two ways into ClickHouse."""
+def fresh_database(store: EmbeddedStore, prefix: str) -> Settings:
+    """Settings naming a new database of `store`, its tables created."""
     settings = load_settings(
         env={},
         toml_path=None,
         clickhouse_port=store.port,
-        clickhouse_database=f"bench_{uuid.uuid4().hex[:8]}",
+        clickhouse_database=f"{prefix}_{uuid.uuid4().hex[:8]}",
     )
     db.ensure_schema(settings)
+    return settings
+
+
+def bench_write_paths(store: EmbeddedStore, rows: int = 50_000) -> None:
+    """One batch, two ways into ClickHouse."""
+    settings = fresh_database(store, "bench")
     codec = Codec()
     messages = prediction_values(codec, rows, seed=11)
     values = [v for _k, v, _h in messages]
@@ -289,13 +295,7 @@ def timed(client: object, sql: str, repeat: int, **kw: object) -> tuple[float, f
 
 
 def bench_dashboard(store: EmbeddedStore, rows: int, repeat: int) -> None:
-    settings = load_settings(
-        env={},
-        toml_path=None,
-        clickhouse_port=store.port,
-        clickhouse_database=f"dash_{uuid.uuid4().hex[:8]}",
-    )
-    db.ensure_schema(settings)
+    settings = fresh_database(store, "dash")
     client = db.connect(settings, send_receive_timeout=1800)
     step_ms = max(1, 86_400_000 // rows)
     started = time.perf_counter()
@@ -466,8 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lastmile-bench-sink-") as tmp:
         base = Path(tmp)
         store = EmbeddedStore(base / "clickhouse", free_port(), log_path=base / "store.log")
-        store.start()
-        try:
+        with store:
             if not args.skip_e2e:
                 with EmbeddedBroker(Path(tmp) / "broker", free_port()) as broker:
                     print(f"end to end: {args.rows:,} predictions, topic to ClickHouse")
@@ -477,8 +476,6 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_dashboard:
                 print(f"dashboard queries, {args.dashboard_rows:,} predictions in the last 24 h")
                 bench_dashboard(store, args.dashboard_rows, args.repeat)
-        finally:
-            store.stop()
     return 0
 
 

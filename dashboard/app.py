@@ -11,16 +11,8 @@ import streamlit as st
 
 from dashboard import auth, charts
 from dashboard import queries as q
+from dashboard.navigation import PAGES
 from streams.config import ConfigError
-
-PAGES = (
-    ("pages/overview.py", "Overview", ":material/dashboard:"),
-    ("pages/drift.py", "Drift", ":material/query_stats:"),
-    ("pages/performance.py", "Performance", ":material/speed:"),
-    ("pages/alerts.py", "Alerts", ":material/notifications:"),
-    ("pages/models.py", "Models", ":material/account_tree:"),
-    ("pages/dead_letters.py", "Dead letters", ":material/report:"),
-)
 
 
 def main() -> None:

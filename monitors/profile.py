@@ -67,8 +67,20 @@ def quantile_edges(values: np.ndarray, bins: int = 10) -> np.ndarray:
     return np.unique(np.quantile(values, np.linspace(0.0, 1.0, bins + 1)))
 
 
+class MissingRate:
+    """The share of a feature's values that were missing, for a profile counting both."""
+
+    n: int
+    missing: int
+
+    @property
+    def missing_rate(self) -> float:
+        total = self.n + self.missing
+        return self.missing / total if total else math.nan
+
+
 @dataclasses.dataclass
-class NumericProfile:
+class NumericProfile(MissingRate):
     """A numeric feature's (or the score's) reference distribution.
 
     `counts` has ``len(edges) + 1`` cells: underflow, the bins, overflow (both zero for
@@ -94,11 +106,6 @@ class NumericProfile:
     sample: list[float]
     sample_weights: list[float] | None = None
     kind = "numeric"
-
-    @property
-    def missing_rate(self) -> float:
-        total = self.n + self.missing
-        return self.missing / total if total else math.nan
 
     @property
     def sample_n(self) -> int:
@@ -175,7 +182,7 @@ class NumericProfile:
 
 
 @dataclasses.dataclass
-class CategoricalProfile:
+class CategoricalProfile(MissingRate):
     """A categorical feature's reference frequencies, top-K named, the rest as ``__other__``.
 
     ``counts[OTHER]`` is always present (zero when nothing was folded), so a window's
@@ -191,11 +198,6 @@ class CategoricalProfile:
     n: int
     missing: int
     kind = "categorical"
-
-    @property
-    def missing_rate(self) -> float:
-        total = self.n + self.missing
-        return self.missing / total if total else math.nan
 
     @property
     def categories(self) -> list[str]:
@@ -296,12 +298,10 @@ class ReferenceProfile:
         cls,
         rows: Iterable[Mapping[str, Value]],
         scores: Iterable[float] | None = None,
-        bins: int = 10,
-        top_k: int | None = 50,
-        sample_size: int | None = 1000,
-        seed: int = 0,
+        **options: Any,
     ) -> ReferenceProfile:
-        """Profile training rows (and optionally the model's scores on them).
+        """Profile training rows (and optionally the model's scores on them); `options`
+        are :meth:`fit_columns`' (``bins``, ``top_k``, ``sample_size``, ``seed``).
 
         The rows are read once and held column by column: a training set is assumed
         to fit in memory, unlike a live stream.
@@ -319,9 +319,7 @@ class ReferenceProfile:
             for col in columns.values():
                 if len(col) < n:
                     col.append(None)
-        return cls.fit_columns(
-            columns, scores=scores, bins=bins, top_k=top_k, sample_size=sample_size, seed=seed
-        )
+        return cls.fit_columns(columns, scores=scores, **options)
 
     @classmethod
     def fit_columns(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import numpy as np
 
@@ -237,19 +237,18 @@ class SlidingWindow(Generic[S]):
         factory: Callable[..., S],
         load_state: Callable[[Any], S],
         keyed: bool = False,
-    ) -> SlidingWindow[S]:
-        """Restore from :meth:`to_dict`; `load_state` rebuilds a state from its dict."""
-        w = cls(d["size"], d["step"], factory, d["allowed_lateness"], keyed)
-        w._restore(d, load_state)
-        return w
-
-    def _restore(self, d: Mapping[str, Any], load_state: Callable[[Any], S]) -> None:
+    ) -> Self:
+        """Restore from :meth:`to_dict`; `load_state` rebuilds a state from its dict (the
+        same for a :class:`TumblingWindow`, whose step is its size)."""
+        w = cls.__new__(cls)
+        SlidingWindow.__init__(w, d["size"], d["step"], factory, d["allowed_lateness"], keyed)
         met = d["max_event_time"]
-        self.max_event_time = -math.inf if met is None else float(met)
-        self.dropped_late = {_key_from_json(k): int(n) for k, n in d["dropped_late"]}
-        self._panes = {
+        w.max_event_time = -math.inf if met is None else float(met)
+        w.dropped_late = {_key_from_json(k): int(n) for k, n in d["dropped_late"]}
+        w._panes = {
             _key_from_json(k): {int(p): load_state(s) for p, s in panes} for k, panes in d["panes"]
         }
+        return w
 
 
 class TumblingWindow(SlidingWindow[S]):
@@ -274,18 +273,6 @@ class TumblingWindow(SlidingWindow[S]):
         keyed: bool = False,
     ) -> None:
         super().__init__(size, size, factory, allowed_lateness, keyed)
-
-    @classmethod
-    def from_dict(
-        cls,
-        d: Mapping[str, Any],
-        factory: Callable[..., S],
-        load_state: Callable[[Any], S],
-        keyed: bool = False,
-    ) -> TumblingWindow[S]:
-        w = cls(d["size"], factory, d["allowed_lateness"], keyed)
-        w._restore(d, load_state)
-        return w
 
 
 class CountWindow(Generic[S]):

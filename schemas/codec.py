@@ -381,19 +381,8 @@ class Codec:
         Works for every schema, also those whose topics do not accept JSON."""
         cur = self._get(schema_name)
         if isinstance(obj, (bytes, bytearray, memoryview, str)):
-            record = cur.from_json_bytes(obj)
-            if record is not None:
-                return record
-            try:
-                obj = orjson.loads(obj)
-            except orjson.JSONDecodeError as err:
-                raise DecodeError(f"invalid JSON: {_json_hint(err)}", schema=schema_name) from None
-        if not isinstance(obj, dict):
-            raise DecodeError(
-                f"the JSON value is {describe(obj)}; a {schema_name} must be a JSON object {{...}}",
-                schema=schema_name,
-            )
-        return cur.conform_json(obj)
+            return _json_record(cur, obj, "invalid JSON: ")
+        return _json_object_record(cur, obj)
 
     def _decode_header(
         self, cur: CompiledSchema, value: bytes, fp: bytes | None, name: bytes | None
@@ -449,23 +438,32 @@ class Codec:
         return reader(value, 5)
 
     def _decode_json(self, cur: CompiledSchema, value: bytes) -> dict:
-        record = cur.from_json_bytes(value)
-        if record is not None:
-            return record
-        try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError as err:
-            raise DecodeError(
-                f"neither lastmile Avro (no {HEADER_SCHEMA} header) nor valid JSON: "
-                f"{_json_hint(err)}",
-                schema=cur.name,
-            ) from None
-        if not isinstance(obj, dict):
-            raise DecodeError(
-                f"the JSON value is {describe(obj)}; a {cur.name} must be a JSON object {{...}}",
-                schema=cur.name,
-            )
-        return cur.conform_json(obj)
+        return _json_record(
+            cur, value, f"neither lastmile Avro (no {HEADER_SCHEMA} header) nor valid JSON: "
+        )
+
+
+def _json_record(cur: CompiledSchema, text: bytes | bytearray | memoryview | str, why: str) -> dict:
+    """The record of a JSON text: the fast path when it applies, else parsed and conformed;
+    `why` begins the message when the text is not JSON."""
+    record = cur.from_json_bytes(text)
+    if record is not None:
+        return record
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as err:
+        raise DecodeError(f"{why}{_json_hint(err)}", schema=cur.name) from None
+    return _json_object_record(cur, obj)
+
+
+def _json_object_record(cur: CompiledSchema, obj: Any) -> dict:
+    """The record of a parsed JSON value, which must be an object."""
+    if not isinstance(obj, dict):
+        raise DecodeError(
+            f"the JSON value is {describe(obj)}; a {cur.name} must be a JSON object {{...}}",
+            schema=cur.name,
+        )
+    return cur.conform_json(obj)
 
 
 def _json_hint(err: Exception) -> str:

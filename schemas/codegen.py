@@ -137,6 +137,17 @@ class CodeGen:
             f"{ind}pos = e",
         ]
 
+    def container(self, side: str, kind: dict, out: list, ind: str, name: str) -> None:
+        """Read or write (`side`) a map or an array: a map whose values fit a template in
+        one piece, any other item by item in blocks."""
+        is_map = kind["type"] == "map"
+        if is_map:
+            kinds = (read_kinds if side == "read" else write_kinds)(kind["values"])
+            if kinds:
+                self.template_map(side, kind, out, ind, name, kinds)
+                return
+        getattr(self, f"{side}_block")(kind, out, ind, name, is_map=is_map)
+
     def read(self, node: Any, out: list, ind: str, target: str) -> None:
         kind, logical = base_type(node)
         if isinstance(kind, list):
@@ -179,15 +190,8 @@ class CodeGen:
                     f"{ind}pos = e",
                 ]
                 return
-            if t == "map":
-                kinds = read_kinds(kind["values"])
-                if kinds:
-                    self.read_template_map(kind, out, ind, target, kinds)
-                    return
-                self.read_block(kind, out, ind, target, is_map=True)
-                return
-            if t == "array":
-                self.read_block(kind, out, ind, target, is_map=False)
+            if t in ("map", "array"):
+                self.container("read", kind, out, ind, target)
                 return
             raise UnsupportedSchema(t)
         if kind == "null":
@@ -241,18 +245,26 @@ class CodeGen:
             self.read(kind["items"], out, body, item)
             out.append(f"{body}{target}.append({item})")
 
-    def read_template_map(self, kind: dict, out: list, ind: str, target: str, kinds: dict) -> None:
-        name = self.tmp("_gmap")
-        fn = [f"def {name}(buf, pos, n):"]
-        self.read_block(kind, fn, "    ", "T", is_map=True)
-        fn.append("    return T, pos")
+    def template_map(
+        self, side: str, kind: dict, out: list, ind: str, name: str, kinds: dict
+    ) -> None:
+        """Read or write (`side`) a map whose values fit a template: the generic block code
+        becomes a function of its own, which the template's fast path wraps (and falls
+        back to)."""
+        reading = side == "read"
+        fn_name = self.tmp("_gmap" if reading else "_gwmap")
+        fn = [f"def {fn_name}(buf, pos, n):" if reading else f"def {fn_name}(w, V):"]
+        getattr(self, f"{side}_block")(kind, fn, "    ", "T" if reading else "V", is_map=True)
+        if reading:
+            fn.append("    return T, pos")
         self.functions.append(fn)
-        tname = self.tmp("_tmap")
+        tname = self.tmp("_tmap" if reading else "_twmap")
+        wrap = template_map_reader if reading else template_map_writer
         finite = self.finite
-        self.bindings.append(
-            (tname, lambda ns, name=name: template_map_reader(ns[name], kinds, finite))
+        self.bindings.append((tname, lambda ns, fn_name=fn_name: wrap(ns[fn_name], kinds, finite)))
+        out.append(
+            f"{ind}{name}, pos = {tname}(buf, pos, n)" if reading else f"{ind}{tname}(w, {name})"
         )
-        out.append(f"{ind}{target}, pos = {tname}(buf, pos, n)")
 
     # -- writer ------------------------------------------------------------------
 
@@ -330,6 +342,9 @@ class CodeGen:
                 for f in kind["fields"]:
                     self.write(f["type"], out, ind, self.field_of(value, f, out, ind))
                 return
+            if t in ("map", "array"):
+                self.container("write", kind, out, ind, value)
+                return
             if t == "enum":
                 table = self.const({s: encode_long(i) for i, s in enumerate(kind["symbols"])}, "E")
                 out.append(f"{ind}w += {table}[{value}]")
@@ -340,16 +355,6 @@ class CodeGen:
                     f"{ind}    raise _Bail",
                     f"{ind}w += {value}",
                 ]
-                return
-            if t == "map":
-                kinds = write_kinds(kind["values"])
-                if kinds:
-                    self.write_template_map(kind, out, ind, value, kinds)
-                    return
-                self.write_block(kind, out, ind, value, is_map=True)
-                return
-            if t == "array":
-                self.write_block(kind, out, ind, value, is_map=False)
                 return
             raise UnsupportedSchema(t)
         if kind == "null":
@@ -400,18 +405,6 @@ class CodeGen:
             out.append(f"{ind}    for {item} in {value}:")
             self.write(kind["items"], out, body, item)
         out.append(f"{ind}w.append(0)")
-
-    def write_template_map(self, kind: dict, out: list, ind: str, value: str, kinds: dict) -> None:
-        name = self.tmp("_gwmap")
-        fn = [f"def {name}(w, V):"]
-        self.write_block(kind, fn, "    ", "V", is_map=True)
-        self.functions.append(fn)
-        tname = self.tmp("_twmap")
-        finite = self.finite
-        self.bindings.append(
-            (tname, lambda ns, name=name: template_map_writer(ns[name], kinds, finite))
-        )
-        out.append(f"{ind}{tname}(w, {value})")
 
     def write_union(self, branches: list, out: list, ind: str, value: str) -> None:
         if len(branches) > 63:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -51,27 +53,23 @@ def render(view: q.View) -> None:
             width="stretch",
         )
     st.subheader("Most common reasons")
-    st.dataframe(
+    _table(
         q.dead_letter_reasons(view),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "n": st.column_config.NumberColumn("count", format="localized"),
-            "last_seen": st.column_config.DatetimeColumn(
-                "last seen (UTC)", format="YYYY-MM-DD HH:mm:ss"
-            ),
-        },
+        n=st.column_config.NumberColumn("count", format="localized"),
+        last_seen=_utc_time("last seen (UTC)"),
     )
     st.subheader("Latest dead letters")
     st.caption("Replay chosen ones to their source topic with `lastmile dlq replay`.")
-    st.dataframe(
-        q.dead_letter_examples(view),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss")
-        },
-    )
+    _table(q.dead_letter_examples(view), ts=_utc_time("time (UTC)"))
+
+
+def _utc_time(label: str) -> Any:
+    return st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
+
+
+def _table(frame: pd.DataFrame, **columns: Any) -> None:
+    """A full-width table without its index, `columns` configuring some of them."""
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=columns)
 
 
 charts.page("Dead letters", render)

@@ -163,11 +163,10 @@ def fire_test_command(
     """
     from monitors.notify import WebhookSink
     from streams.records import alert_to_avro
-    from streams.roles.monitor import MonitorSettings
+    from streams.roles.monitor.settings import alert_sinks
 
     settings = settings_from_context(ctx)
-    options = MonitorSettings.from_settings(settings)
-    sinks = options.sinks(webhooks)
+    sinks = alert_sinks(settings.monitor, webhooks)
     now = time.time()
     alerts = [sample_alert(model, "firing", now)]
     if not keep_firing:

@@ -6,6 +6,10 @@ failures into one clear line.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
 import click
 
 from streams.config import ConfigError, Settings, load_settings
@@ -26,6 +30,21 @@ __all__ = ["db_group", "migrate_command", "status_command", "query_command"]
 def _cli_settings() -> tuple[Settings, str]:
     settings = load_settings()
     return settings, database_name(settings)
+
+
+@contextlib.contextmanager
+def _client(settings: Settings, database: bool = True) -> Iterator[Any]:
+    """A client of the server, closed after; a failure becomes one line that names it."""
+    try:
+        client = connect(settings, database=database)
+        try:
+            yield client
+        finally:
+            client.close()
+    except (MigrationError, ConfigError) as err:
+        raise click.ClickException(str(err)) from None
+    except Exception as err:  # the CLI words every failure, naming the server
+        raise click.ClickException(_describe_failure(settings, err)) from None
 
 
 def _describe_failure(settings: Settings, err: Exception) -> str:
@@ -61,18 +80,10 @@ def migrate_command(accept_changed: bool) -> None:
     file was edited since (see `lastmile db status`).
     """
     settings, database = _cli_settings()
-    try:
-        client = connect(settings, database=False)
-        try:
-            applied = migrate(client, database, accept_changed=accept_changed)
-            days = retention_days(settings)
-            changed = apply_retention(client, database, days)
-        finally:
-            client.close()
-    except (MigrationError, ConfigError) as err:
-        raise click.ClickException(str(err)) from None
-    except Exception as err:  # the CLI words every failure, naming the server
-        raise click.ClickException(_describe_failure(settings, err)) from None
+    with _client(settings, database=False) as client:
+        applied = migrate(client, database, accept_changed=accept_changed)
+        days = retention_days(settings)
+        changed = apply_retention(client, database, days)
     if applied:
         for m in applied:
             click.echo(f"applied {m.path.name}")
@@ -93,16 +104,8 @@ def status_command(as_json: bool) -> None:
     from streams.cli.tables import echo_rows
 
     settings, database = _cli_settings()
-    try:
-        client = connect(settings, database=False)
-        try:
-            rows = status(client, database)
-        finally:
-            client.close()
-    except (MigrationError, ConfigError) as err:
-        raise click.ClickException(str(err)) from None
-    except Exception as err:  # the CLI words every failure, naming the server
-        raise click.ClickException(_describe_failure(settings, err)) from None
+    with _client(settings, database=False) as client:
+        rows = status(client, database)
     echo_rows(rows, as_json, None if as_json else ["version", "name", "state", "applied_at"])
     if any(r["state"] != "applied" for r in rows):
         raise SystemExit(1)
@@ -124,14 +127,6 @@ def query_command(sql: str, as_json: bool) -> None:
     from streams.cli.tables import echo_rows
 
     settings, _database = _cli_settings()
-    try:
-        client = connect(settings)
-        try:
-            rows = run_sql(client, sql)
-        finally:
-            client.close()
-    except ConfigError as err:
-        raise click.ClickException(str(err)) from None
-    except Exception as err:  # the CLI words every failure, naming the server
-        raise click.ClickException(_describe_failure(settings, err)) from None
+    with _client(settings) as client:
+        rows = run_sql(client, sql)
     echo_rows(rows, as_json)

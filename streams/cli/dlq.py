@@ -312,30 +312,12 @@ def dlq_replay(
         truncated = dict(msg.headers() or []).get(HEADER_TRUNCATED)
         if truncated is not None:
             skipped += 1
-            click.echo(
-                dumps_json(
-                    {
-                        "dlq_partition": msg.partition(),
-                        "dlq_offset": msg.offset(),
-                        "replayed": False,
-                        "why": f"the original value ({truncated.decode()} bytes) was truncated",
-                    }
-                )
-            )
+            _echo_skipped(msg, f"the original value ({truncated.decode()} bytes) was truncated")
             continue
         replays = _replays(letter["original_headers"])
         if replays >= max_replays:
             skipped += 1
-            click.echo(
-                dumps_json(
-                    {
-                        "dlq_partition": msg.partition(),
-                        "dlq_offset": msg.offset(),
-                        "replayed": False,
-                        "why": f"already replayed {replays} time(s) (--max-replays {max_replays})",
-                    }
-                )
-            )
+            _echo_skipped(msg, f"already replayed {replays} time(s) (--max-replays {max_replays})")
             continue
         chosen.append((msg, letter, replays))
 
@@ -402,6 +384,20 @@ def dlq_replay(
     click.echo(summary, err=True)
     if failed:
         sys.exit(1)
+
+
+def _echo_skipped(msg: Any, why: str) -> None:
+    """One JSON line for a dead letter ``replay`` leaves where it is, and why."""
+    click.echo(
+        dumps_json(
+            {
+                "dlq_partition": msg.partition(),
+                "dlq_offset": msg.offset(),
+                "replayed": False,
+                "why": why,
+            }
+        )
+    )
 
 
 def _replays(headers: list[dict]) -> int:

@@ -329,16 +329,12 @@ class DeadLetterProducer:
         self._lock = threading.Lock()
 
     def send(
-        self,
-        message: Any,
-        stage: str,
-        reason: str,
-        error_type: str | None = None,
-        model: str | None = None,
-        worker: str | None = None,
+        self, message: Any, stage: str, reason: str, error_type: str | None = None, **details: Any
     ) -> dict:
-        """Dead-letter one message; returns the DeadLetter record produced."""
-        record = dead_letter(message, stage, reason, error_type, model, worker or self.worker)
+        """Dead-letter one message; returns the DeadLetter record produced. ``details`` are
+        :func:`dead_letter`'s ``model`` and ``worker`` (this worker unless named)."""
+        details["worker"] = details.get("worker") or self.worker
+        record = dead_letter(message, stage, reason, error_type, **details)
         self._produce(record)
         return record
 

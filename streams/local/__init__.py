@@ -7,20 +7,12 @@ from __future__ import annotations
 
 from streams.faces import lazy_exports
 
-# Where each public name lives. They load on first use (PEP 562), so a command that
-# needs one submodule does not pay for importing the others.
-_HOMES = {
-    "BrokerError": "streams.local.broker",
-    "EmbeddedBroker": "streams.local.broker",
-    "broker_ready": "streams.local.broker",
-    "ManagedProcess": "streams.local.processes",
-    "ProcessError": "streams.local.processes",
-    "free_port": "streams.local.processes",
-    "wait_for": "streams.local.processes",
-    "Service": "streams.local.stack",
-    "Stack": "streams.local.stack",
+# Each submodule and its public names, imported on first use (streams/faces.py).
+_NAMES = {
+    "streams.local.broker": ("BrokerError", "EmbeddedBroker", "broker_ready"),
+    "streams.local.processes": ("ManagedProcess", "ProcessError", "free_port", "wait_for"),
+    "streams.local.stack": ("Service", "Stack"),
 }
-
+_HOMES = {name: module for module, names in _NAMES.items() for name in names}
 __all__ = list(_HOMES)
-
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

@@ -6,19 +6,11 @@ from __future__ import annotations
 
 from streams.faces import lazy_exports
 
-# Where each public name lives. They load on first use (PEP 562), so a command that
-# needs one submodule does not pay for importing the others.
-_HOMES = {
-    "MigrationError": "streams.storage.db",
-    "connect": "streams.storage.db",
-    "ensure_schema": "streams.storage.db",
-    "migrate": "streams.storage.db",
-    "run_sql": "streams.storage.db",
-    "ClickHouseError": "streams.storage.store",
-    "EmbeddedStore": "streams.storage.store",
-    "StoreError": "streams.storage.store",
+# Each submodule and its public names, imported on first use (streams/faces.py).
+_NAMES = {
+    "streams.storage.db": ("MigrationError", "connect", "ensure_schema", "migrate", "run_sql"),
+    "streams.storage.store": ("ClickHouseError", "EmbeddedStore", "StoreError"),
 }
-
+_HOMES = {name: module for module, names in _NAMES.items() for name in names}
 __all__ = list(_HOMES)
-
 __getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())

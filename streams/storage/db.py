@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.config import ConfigError, Settings
+from streams.storage.quoting import quoted_end
 
 log = logging.getLogger("lastmile.db")
 
@@ -200,17 +201,7 @@ def split_statements(sql: str) -> list[str]:
             current.append(" ")
             continue
         if c in "'\"`":
-            j = i + 1
-            while j < n:
-                if sql[j] == "\\":
-                    j += 2
-                    continue
-                if sql[j] == c:
-                    if j + 1 < n and sql[j + 1] == c:  # doubled quote
-                        j += 2
-                        continue
-                    break
-                j += 1
+            j = quoted_end(sql, i)
             current.append(sql[i : j + 1])
             i = j + 1
             continue

@@ -26,19 +26,13 @@ import pytest
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
+from dashboard.navigation import PAGE_FILES
 from streams.config import Settings, load_settings
 from streams.storage import db
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
-PAGES = {
-    "overview": "pages/overview.py",
-    "drift": "pages/drift.py",
-    "performance": "pages/performance.py",
-    "alerts": "pages/alerts.py",
-    "models": "pages/models.py",
-    "dead_letters": "pages/dead_letters.py",
-}
+PAGES = PAGE_FILES
 TIMEOUT = 60
 
 
@@ -339,22 +333,27 @@ def test_drift_link_opens_the_window_of_the_alert(filled: Filled, use: Callable)
     assert at.multiselect(key="lm_drift_lines").value == ["age"]
 
 
+def view_of(filled: Filled, model: str, **choices: Any) -> Any:
+    """The dashboard's view of `model` in the filled database over its whole run."""
+    from dashboard import queries as q
+
+    return q.View(
+        db=q.Db.from_settings(filled.settings),
+        registry=str(filled.registry),
+        requests_topic="scoring.requests",
+        model=model,
+        since=filled.run.start,
+        until=filled.run.end,
+        **choices,
+    )
+
+
 def test_drift_heatmap_reads_the_monitor_metrics(filled: Filled, use: Callable) -> None:
     from dashboard import queries as q
 
     use(filled)
     run = filled.run
-    view = q.View(
-        db=q.Db.from_settings(filled.settings),
-        registry=str(filled.registry),
-        requests_topic="scoring.requests",
-        model="fraud",
-        version=1,
-        since=run.start,
-        until=run.end,
-        step=60,
-        tick=0,
-    )
+    view = view_of(filled, "fraud", version=1, step=60, tick=0)
     matrix = q.drift_matrix(view, "wasserstein")
     assert set(matrix["feature"]) == {"age", "salary", "loan", "plan", "__score__"}
     drifted = matrix[(matrix["feature"] == "age")]
@@ -471,15 +470,7 @@ def test_user_input_is_bound_not_spliced(filled: Filled, use: Callable) -> None:
     assert not at.error and at.selectbox(key="lm_model").value == ""
     # And values reach ClickHouse as bound parameters, never as SQL.
     run = filled.run
-    view = q.View(
-        db=q.Db.from_settings(filled.settings),
-        registry=str(filled.registry),
-        requests_topic="scoring.requests",
-        model="x' OR 1=1 --",
-        since=run.start,
-        until=run.end,
-        tick=-1,
-    )
+    view = view_of(filled, "x' OR 1=1 --", tick=-1)
     assert q.traffic_totals(view)["predictions"] == 0
     hostile = "age'] OR 1=1 --"
     assert q.numeric_histogram(

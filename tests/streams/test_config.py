@@ -9,7 +9,13 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli.main import main
-from streams.config import ConfigError, describe, load_settings, load_settings_with_sources
+from streams.config import (
+    ConfigError,
+    describe,
+    load_settings,
+    load_settings_with_sources,
+    settings_env,
+)
 
 
 def test_defaults_suit_the_embedded_stack() -> None:
@@ -158,3 +164,69 @@ def test_config_command_reports_a_bad_value_in_one_line() -> None:
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0
     assert "LASTMILE_KAFKA_PORT" in result.output
+
+
+def test_sections_read_from_a_table_flat_keys_and_the_environment(tmp_path: Path) -> None:
+    toml = tmp_path / "lastmile.toml"
+    toml.write_text(
+        'learner_join_ttl = "2d"\n'
+        '[learner]\npolicy = "auto"\ngroup = "g-toml"\n'
+        '[monitor]\nwindow = "5m"\nsegments = ["plan", "variant"]\n'
+    )
+    env = {"LASTMILE_LEARNER_GROUP": "g-env", "LASTMILE_MONITOR_DETECTORS": ""}
+    s, sources = load_settings_with_sources(env=env, toml_path=toml)
+    assert (s.learner.policy, s.learner.join_ttl, s.learner.group_id) == ("auto", 172800.0, "g-env")
+    assert (s.monitor.window, s.monitor.step, s.monitor.segments) == (
+        300.0,
+        300.0,
+        ("plan", "variant"),
+    )
+    # An empty list is a choice; an empty scalar keeps its default.
+    assert s.monitor.detectors == ()
+    assert load_settings(env={"LASTMILE_LEARNER_POLICY": " "}, toml_path=None).learner.policy == (
+        "challenger"
+    )
+    assert sources["learner_policy"] == sources["learner_join_ttl"] == str(toml)
+    assert sources["learner_group"] == "$LASTMILE_LEARNER_GROUP"
+    assert sources["monitor_rules"] == "default"
+
+
+def test_a_section_refuses_a_bad_value_naming_its_source(tmp_path: Path) -> None:
+    toml = tmp_path / "lastmile.toml"
+    toml.write_text('[learner]\npolcy = "auto"\n')
+    with pytest.raises(ConfigError, match=r"unknown setting 'polcy' in \[learner\]"):
+        load_settings(env={}, toml_path=toml)
+    toml.write_text('[learner]\npolicy = "sometimes"\n')
+    with pytest.raises(ConfigError, match=f"use auto | challenger | manual .from {toml}") as err:
+        load_settings(env={}, toml_path=toml)
+    assert err.value.key == "learner_policy"
+    with pytest.raises(ConfigError, match=r"LASTMILE_MONITOR_WINDOW.*not a duration"):
+        load_settings(env={"LASTMILE_MONITOR_WINDOW": "soon"}, toml_path=None)
+    with pytest.raises(ConfigError, match=r"detector 'score:nope'.*LASTMILE_MONITOR_DETECTORS"):
+        load_settings(env={"LASTMILE_MONITOR_DETECTORS": "score:nope"}, toml_path=None)
+
+
+def test_config_lists_every_section_setting_with_its_source() -> None:
+    env = {
+        "LASTMILE_MONITOR_WEBHOOKS": "http://u:hookpass@a/hook,http://b/hook",
+        "LASTMILE_LEARNER_SNAPSHOT_INTERVAL": "10m",
+    }
+    result = CliRunner().invoke(main, ["config", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "hookpass" not in result.output
+    rows = {row["setting"]: row for row in json.loads(result.output)}
+    assert rows["monitor_webhooks"]["value"] == "http://u:***@a/hook,http://b/hook"
+    assert rows["learner_snapshot_interval"]["value"] == "10m"
+    assert rows["learner_snapshot_interval"]["source"] == "$LASTMILE_LEARNER_SNAPSHOT_INTERVAL"
+    assert rows["learner_group"]["env"] == "LASTMILE_LEARNER_GROUP"
+    assert rows["monitor_window"] == {**rows["monitor_window"], "value": "1m", "source": "default"}
+    assert "learner" not in rows and "monitor" not in rows
+
+
+def test_settings_env_gives_a_child_process_the_same_settings() -> None:
+    s = load_settings(
+        env={"LASTMILE_LEARNER_CHECKPOINT_INTERVAL": "0.3", "LASTMILE_MONITOR_SEGMENTS": "plan"},
+        toml_path=None,
+        kafka_port=19092,
+    )
+    assert load_settings(env=settings_env(s), toml_path=None) == s

@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from monitors.state import CHUNK_SIZE, encode_snapshot
 from streams.kafka.lane import Output
 from streams.roles.learner.envelope import pack_tick
-
-if TYPE_CHECKING:
-    from collections import Counter
-    from collections.abc import Callable
-
-    from streams.roles.learner.partition_state import PartitionState
-    from streams.roles.learner.settings import LearnerSettings
+from streams.roles.learner.part import LearnerPart
 
 
-class Checkpointing:
+class Checkpointing(LearnerPart):
     """Writes each changed partition's checkpoint, and ticks to partitions whose clock stands still.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
+    A :class:`~streams.roles.learner.part.LearnerPart`; besides its attributes it reads:"""
 
-    options: LearnerSettings
-    clock: Callable[[], float]
-    repartition_topic: str
     state_topic: str
-    states: dict[int, PartitionState]
-    counts: Counter[str]
-    force_checkpoint: bool
     last_checkpoint: float
-    expiry: dict[int, int]
 
     def ticks(self, now: float) -> list[Output]:
         """A tick for each partition whose oldest waiting entry is due but whose clock

@@ -38,6 +38,8 @@ from typing import Any
 
 import orjson
 
+from streams.kafka.held_message import HeldMessage
+
 KIND_PREDICTION = ord("P")
 KIND_OUTCOME = ord("O")
 KIND_TICK = ord("T")
@@ -91,7 +93,7 @@ def pack_outcome(
     >>> v = pack_outcome(5, "1", None, 9, ("o", 1, 7, 3, b"k", None, b"{}"))
     >>> routed_at(v), outcome_fields(v)
     (5, ['1', None, 9])
-    >>> m = SourceMessage(v)
+    >>> m = source_message(v)
     >>> m.topic(), m.offset(), m.timestamp(), m.key(), m.value(), m.headers()
     ('o', 7, (1, 3), b'k', b'{}', [])
     """
@@ -241,38 +243,21 @@ def _unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
-class SourceMessage:
-    """The original outcome message of an ``O`` value, shaped like a confluent-kafka
-    ``Message`` for :func:`streams.kafka.deadletters.dead_letter`."""
-
-    def __init__(self, value: bytes) -> None:
-        at = 13 + int.from_bytes(value[9:13], "big")
-        size = int.from_bytes(value[at : at + 4], "big")
-        where = orjson.loads(memoryview(value)[at + 4 : at + 4 + size])
-        self._topic, self._partition, self._offset, self._ts, headers, no_key, no_value = where
-        self._headers = [(k, _unb64(v)) for k, v in headers or []]
-        at += 4 + size
-        size = int.from_bytes(value[at : at + 4], "big")
-        self._key = None if no_key else value[at + 4 : at + 4 + size]
-        self._value = None if no_value else value[at + 4 + size :]
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def timestamp(self) -> tuple[int, int]:
-        return (0, -1) if self._ts is None else (1, self._ts)
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes | None]]:
-        return self._headers
+def source_message(value: bytes) -> HeldMessage:
+    """The original outcome message of an ``O`` value, for
+    :func:`streams.kafka.deadletters.dead_letter`."""
+    at = 13 + int.from_bytes(value[9:13], "big")
+    size = int.from_bytes(value[at : at + 4], "big")
+    where = orjson.loads(memoryview(value)[at + 4 : at + 4 + size])
+    topic, partition, offset, ts, headers, no_key, no_value = where
+    at += 4 + size
+    size = int.from_bytes(value[at : at + 4], "big")
+    return HeldMessage(
+        topic,
+        partition,
+        offset,
+        None if no_key else value[at + 4 : at + 4 + size],
+        None if no_value else value[at + 4 + size :],
+        [(k, _unb64(v)) for k, v in headers or []],
+        ts,
+    )

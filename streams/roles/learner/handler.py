@@ -65,7 +65,7 @@ class Learner(
         restore: Callable[[Sequence[int]], dict[int, PartitionState]] | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options or LearnerSettings.from_settings(settings)
+        self.options = options or settings.learner
         self.registry = registry or Registry.from_settings(settings)
         self.control = control or ControlPlane(
             settings, self.registry, actor=f"{REGISTERED_BY}@{socket.gethostname()}"

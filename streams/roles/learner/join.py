@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from confluent_kafka import Message
 
@@ -14,35 +15,23 @@ from streams.roles.learner.envelope import (
     KIND_BUNDLE,
     KIND_OUTCOME,
     KIND_PREDICTION,
-    SourceMessage,
     bundle_items,
     key_model,
     routed_at,
+    source_message,
 )
+from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
 
-if TYPE_CHECKING:
-    from collections import Counter
 
-    from schemas import Codec
-    from streams.config import Settings
-    from streams.roles.learner.settings import LearnerSettings
-
-
-class JoinStage:
+class JoinStage(LearnerPart):
     """Folds a partition's routed items in and joins outcomes with their predictions.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
+    A :class:`~streams.roles.learner.part.LearnerPart`; besides its attributes it reads:"""
 
-    settings: Settings
-    options: LearnerSettings
-    codec: Codec
     worker: str
-    counts: Counter[str]
     join_ttl_ms: int
     outcome_wait_ms: int
-    expiry: dict[int, int]
 
     def ingest(self, state: PartitionState, batch: Sequence[Message]) -> None:
         """Fold one partition's records in, in offset order (a bundle's items in their
@@ -126,21 +115,10 @@ class JoinStage:
 
     def _expire(self, state: PartitionState) -> None:
         """Drop predictions older than the TTL; dead-letter outcomes that waited too long."""
-        now = state.clock
-        pending = state.pending
-        while pending:
-            key, value = next(iter(pending.items()))
-            if routed_at(value) + self.join_ttl_ms > now:
-                break
-            pending.popitem(last=False)
+        for key, _value in _pop_due(state.pending, self.join_ttl_ms, state.clock):
             state.forget(key)
             state.counts["predictions_expired"] += 1
-        waiting = state.waiting
-        while waiting:
-            key, value = next(iter(waiting.items()))
-            if routed_at(value) + self.outcome_wait_ms > now:
-                break
-            waiting.popitem(last=False)
+        for key, value in _pop_due(state.waiting, self.outcome_wait_ms, state.clock):
             self._dead_outcome(state, key, value, "ttl")
         self.expiry[state.partition] = state.next_expiry(self.join_ttl_ms, self.outcome_wait_ms)
 
@@ -159,7 +137,7 @@ class JoinStage:
                 f"the learner holds {self.options.outcome_capacity:,} outcomes waiting for "
                 f"their predictions; the oldest, request {rid!r} of model {model!r}, was let go"
             )
-        self.send_dead_letter(state, SourceMessage(value), reason, "no_prediction", model)
+        self.send_dead_letter(state, source_message(value), reason, "no_prediction", model)
 
     def send_dead_letter(
         self, state: PartitionState, source: Any, reason: str, error_type: str, model: str
@@ -176,3 +154,15 @@ def _human(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+def _pop_due(
+    entries: OrderedDict[bytes, bytes], wait_ms: int, now: int
+) -> Iterator[tuple[bytes, bytes]]:
+    """Take out, oldest first, the entries (in routing order) that have waited `wait_ms`."""
+    while entries:
+        key, value = next(iter(entries.items()))
+        if routed_at(value) + wait_ms > now:
+            return
+        entries.popitem(last=False)
+        yield key, value

@@ -31,7 +31,7 @@ class LearnerLane(BatchLane):
         name: str = "learner",
         **lane_options: Any,
     ) -> None:
-        self.options = options or LearnerSettings.from_settings(settings)
+        self.options = options or settings.learner
         self.learner = learner or Learner(settings, self.options)
         self.watcher = ModelWatcher(settings, self.learner.table)
         topics = [self.learner.repartition_topic]

@@ -9,36 +9,26 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streams.models import LoadedModel, RegistryError, label_str
-from streams.roles.learner.envelope import SourceMessage, key_model
+from streams.roles.learner.envelope import key_model, source_message
 from streams.roles.learner.model_line import ModelLine
+from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
 from streams.roles.learner.publishing import REGISTERED_BY
 from streams.roles.learner.snapshot_policy import requested_at
 
 if TYPE_CHECKING:
-    from collections import Counter
-    from collections.abc import Callable
-
-    from streams.models import LoadedModel, ModelTable, Registry
-    from streams.roles.learner.settings import LearnerSettings
+    from streams.models import LoadedModel
 
 log = logging.getLogger("lastmile.learner")
 
 
-class LearningStep:
+class LearningStep(LearnerPart):
     """Keeps each model's line and teaches it the joined outcomes in order.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
+    A :class:`~streams.roles.learner.part.LearnerPart`; besides its attributes it reads:"""
 
-    options: LearnerSettings
-    registry: Registry
-    table: ModelTable
-    clock: Callable[[], float]
-    counts: Counter[str]
     model_names: dict[bytes, str]
     frozen_models: dict[tuple[str, int], LoadedModel | None]
-    learner_made: dict[tuple[str, int], bool]
     unlearnable: set[tuple[str, int]]
 
     def _model_name(self, key: bytes) -> str:
@@ -267,7 +257,7 @@ class LearningStep:
             f"model {line.model!r} (line from v{line.origin}) cannot learn the outcome of "
             f"request {rid!r}: {why[:300]}"
         )
-        self.send_dead_letter(state, SourceMessage(value), reason, kind, line.model)
+        self.send_dead_letter(state, source_message(value), reason, kind, line.model)
 
 
 class _BadLabel(ValueError):

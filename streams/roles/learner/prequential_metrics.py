@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from monitors.events import MetricValue
 from streams.kafka.lane import Output
 from streams.records import metric_to_avro
 from streams.roles.learner.model_line import ModelLine
+from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
-
-if TYPE_CHECKING:
-    from collections import Counter
-    from collections.abc import Callable
-
-    from schemas import Codec
-    from streams.config import Settings
 
 #: Segments of the learner's metrics in ``monitor.metrics``.
 SEGMENT_ONLINE = "prequential=online"
 SEGMENT_FROZEN = "prequential=frozen"
 
 
-class MetricsReporter:
+class MetricsReporter(LearnerPart):
     """Reports a line's prequential metrics into its partition's next checkpoint.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
-
-    settings: Settings
-    codec: Codec
-    clock: Callable[[], float]
-    counts: Counter[str]
+    A :class:`~streams.roles.learner.part.LearnerPart`."""
 
     def emit_metrics(self, state: PartitionState, line: ModelLine) -> None:
         """The line's prequential metrics (online, and the frozen champion's) as

@@ -8,14 +8,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streams.models import PublishError, RegistryError
+from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
 
 if TYPE_CHECKING:
-    from collections import Counter
-
-    from streams.models import ControlPlane, Registry
+    from streams.models import ControlPlane
     from streams.roles.learner.partition_state import PartitionState
-    from streams.roles.learner.settings import LearnerSettings
 
 log = logging.getLogger("lastmile.learner")
 
@@ -23,18 +21,12 @@ log = logging.getLogger("lastmile.learner")
 REGISTERED_BY = "learner"
 
 
-class SnapshotPublisher:
+class SnapshotPublisher(LearnerPart):
     """Registers the committed snapshots and applies their decision.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
+    A :class:`~streams.roles.learner.part.LearnerPart`; besides its attributes it reads:"""
 
-    options: LearnerSettings
-    registry: Registry
     control: ControlPlane
-    states: dict[int, PartitionState]
-    counts: Counter[str]
-    learner_made: dict[tuple[str, int], bool]
 
     def committed(self) -> None:
         """The batch's transaction committed: publish the snapshots it checkpointed."""

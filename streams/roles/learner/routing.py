@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 
 from confluent_kafka import Message
 
@@ -17,27 +17,17 @@ from streams.roles.learner.envelope import (
     pack_outcome,
     pack_prediction,
 )
-
-if TYPE_CHECKING:
-    from collections import Counter
-
-    from schemas import Codec
-    from streams.models import ModelTable
+from streams.roles.learner.part import LearnerPart
 
 log = logging.getLogger("lastmile.learner")
 
 
-class RoutingStage:
+class RoutingStage(LearnerPart):
     """Routes the inputs of learnable models to their repartition partitions.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
+    A :class:`~streams.roles.learner.part.LearnerPart`; besides its attributes it reads:"""
 
-    table: ModelTable
-    codec: Codec
-    repartition_topic: str
     partitions: int
-    counts: Counter[str]
     partition_of: dict[str, int]
 
     def _partition(self, model: str) -> int:
@@ -52,84 +42,72 @@ class RoutingStage:
         """Predictions and outcomes of learnable models as bundles, one per repartition
         partition (or a few, when large)."""
         learnable: dict[str, tuple[bytes, int] | None] = {}
-        route = self._route_of
         counts = self.counts
-        items: dict[int, list[tuple[bytes, bytes, int, int]]] = {}
-        routed = 0
-        if predictions:
-            records = self.codec.decode_many(
-                [m.value() for m in predictions],
-                [m.headers() for m in predictions],
-                "Prediction",
-            )
-            for m, r in zip(predictions, records, strict=True):
-                if isinstance(r, DecodeError):
-                    self._undecodable(m, r)
-                    continue
-                if r["variant"] == "shadow":
-                    counts["shadow_skipped"] += 1
-                    continue
-                model = r["model"]
-                where = learnable[model] if model in learnable else route(model, learnable)
-                if where is None:
-                    counts["unlearnable"] += 1
-                    continue
-                part = items.get(where[1])
-                if part is None:
-                    part = items[where[1]] = []
-                part.append(
-                    (
-                        where[0] + r["request_id"].encode(),
-                        pack_prediction(now_ms, r["version"], r["event_time"], r["features"]),
-                        m.partition(),
-                        m.offset(),
-                    )
-                )
-                routed += 1
-            counts["routed_predictions"] += routed
-        if outcomes:
-            n = routed
-            headers = [m.headers() for m in outcomes]
-            values = [m.value() for m in outcomes]
-            records = self.codec.decode_many(values, headers, "Outcome")
-            for m, r, h, v in zip(outcomes, records, headers, values, strict=True):
-                if isinstance(r, DecodeError):
-                    self._undecodable(m, r)
-                    continue
-                model = r["model"]
-                where = learnable[model] if model in learnable else route(model, learnable)
-                if where is None:
-                    counts["unlearnable"] += 1
-                    continue
-                ts = m.timestamp()
-                source = (
-                    m.topic(),
+        items: defaultdict[int, list[tuple[bytes, bytes, int, int]]] = defaultdict(list)
+        for m, r, where in self._learnable(predictions, "Prediction", learnable):
+            items[where[1]].append(
+                (
+                    where[0] + r["request_id"].encode(),
+                    pack_prediction(now_ms, r["version"], r["event_time"], r["features"]),
                     m.partition(),
                     m.offset(),
-                    ts[1] if ts[0] else None,
-                    m.key(),
-                    h,
-                    v,
                 )
-                part = items.get(where[1])
-                if part is None:
-                    part = items[where[1]] = []
-                part.append(
-                    (
-                        where[0] + r["request_id"].encode(),
-                        pack_outcome(now_ms, r["label"], r["value"], r["event_time"], source),
-                        source[1],
-                        source[2],
-                    )
+            )
+            counts["routed_predictions"] += 1
+        for m, r, where in self._learnable(outcomes, "Outcome", learnable):
+            ts = m.timestamp()
+            source = (
+                m.topic(),
+                m.partition(),
+                m.offset(),
+                ts[1] if ts[0] else None,
+                m.key(),
+                m.headers(),
+                m.value(),
+            )
+            items[where[1]].append(
+                (
+                    where[0] + r["request_id"].encode(),
+                    pack_outcome(now_ms, r["label"], r["value"], r["event_time"], source),
+                    source[1],
+                    source[2],
                 )
-                routed += 1
-            counts["routed_outcomes"] += routed - n
+            )
+            counts["routed_outcomes"] += 1
         topic = self.repartition_topic
         return [
             Output(topic, bundle, None, None, part)
             for part, batch in items.items()
             for bundle in pack_bundles(now_ms, batch)
         ]
+
+    def _learnable(
+        self,
+        messages: Sequence[Message],
+        schema: str,
+        learnable: dict[str, tuple[bytes, int] | None],
+    ) -> Iterator[tuple[Message, dict, tuple[bytes, int]]]:
+        """(message, record, where it goes) of each message of a learnable model; the
+        others are counted (shadow predictions, unlearnable models) or dead-lettered."""
+        if not messages:
+            return
+        counts = self.counts
+        records = self.codec.decode_many(
+            [m.value() for m in messages], [m.headers() for m in messages], schema
+        )
+        for m, r in zip(messages, records, strict=True):
+            if isinstance(r, DecodeError):
+                self._undecodable(m, r)
+                continue
+            if r.get("variant") == "shadow":
+                counts["shadow_skipped"] += 1
+                continue
+            model = r["model"]
+            where = learnable[model] if model in learnable else self._route_of(model, learnable)
+            if where is None:
+                counts["unlearnable"] += 1
+                continue
+            yield m, r, where
 
     def _route_of(
         self, model: str, cache: dict[str, tuple[bytes, int] | None]

@@ -8,15 +8,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streams.roles.learner.model_line import ModelLine
+from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
 
 if TYPE_CHECKING:
-    from collections import Counter
-    from collections.abc import Callable
-
-    from streams.models import ModelTable
     from streams.roles.learner.partition_state import PartitionState
-    from streams.roles.learner.settings import LearnerSettings
 
 
 def requested_at(model_state: Any) -> int:
@@ -33,18 +29,10 @@ def line_answered(line: ModelLine) -> int:
 PRIMARY = {"classification": ("accuracy", True), "regression": ("mae", False)}
 
 
-class SnapshotPolicy:
+class SnapshotPolicy(LearnerPart):
     """Takes snapshots by count or interval and decides their promotion.
 
-    A part of :class:`~streams.roles.learner.handler.Learner`: it works on the
-    attributes the handler sets up, which it reads:"""
-
-    options: LearnerSettings
-    clock: Callable[[], float]
-    table: ModelTable
-    states: dict[int, PartitionState]
-    counts: Counter[str]
-    force_checkpoint: bool
+    A :class:`~streams.roles.learner.part.LearnerPart`."""
 
     def take_snapshot(self, state: PartitionState, line: ModelLine, why: str) -> None:
         """Put the online model, as it is now, in the outbox: it is registered once the

@@ -25,7 +25,7 @@ from streams.roles.monitor.evaluation import WindowEmission
 from streams.roles.monitor.outcomes import OutcomeJoin
 from streams.roles.monitor.predictions import PredictionFolding
 from streams.roles.monitor.rates import DeadLetterRate
-from streams.roles.monitor.settings import MonitorSettings
+from streams.roles.monitor.settings import MonitorSettings, alert_sinks
 from streams.roles.monitor.state import MonitorState
 from streams.roles.monitor.windows import fold_in_pane_order
 
@@ -53,14 +53,14 @@ class Monitor(PredictionFolding, OutcomeJoin, DeadLetterRate, WindowEmission, Mo
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.options = options or MonitorSettings.from_settings(settings)
+        self.options = options or settings.monitor
         if registry is None:
             from streams.models import Registry
 
             registry = Registry.from_settings(settings)
         self.registry = registry
         self.codec = codec or Codec.from_settings(settings)
-        self.notifier = notifier if notifier is not None else Notifier(self.options.sinks())
+        self.notifier = notifier if notifier is not None else Notifier(alert_sinks(self.options))
         self.clock = clock
         self.state_topic = self.options.state_topic_for(settings)
         self.rule_list = load_rules(self.options.rules_path)

@@ -30,7 +30,7 @@ class MonitorLane(BatchLane):
         monitor: Monitor | None = None,
         **lane_options: Any,
     ) -> None:
-        self.options = options or MonitorSettings.from_settings(settings)
+        self.options = options or settings.monitor
         self.monitor = monitor or Monitor(settings, self.options)
         topics = [settings.topic_predictions, settings.topic_outcomes, settings.topic_dlq]
         lane_options.setdefault("group_id", self.options.group_id)

@@ -67,31 +67,13 @@ class DeadLetterRate:
         out = []
         for c in closed:
             state = c.state
-            model = c.key[0]
-            out.append(
-                MetricValue(
-                    model,
-                    ALL_VERSIONS,
-                    c.start,
-                    c.end,
-                    "dead_letter_rate",
-                    None,
-                    dead_letter_rate(state.dead, state.processed),
-                    None,
-                    state.n,
+            for metric, value in (
+                ("dead_letter_rate", dead_letter_rate(state.dead, state.processed)),
+                ("dead_letters", float(state.dead)),
+            ):
+                out.append(
+                    MetricValue(
+                        c.key[0], ALL_VERSIONS, c.start, c.end, metric, None, value, None, state.n
+                    )
                 )
-            )
-            out.append(
-                MetricValue(
-                    model,
-                    ALL_VERSIONS,
-                    c.start,
-                    c.end,
-                    "dead_letters",
-                    None,
-                    float(state.dead),
-                    None,
-                    state.n,
-                )
-            )
         return out

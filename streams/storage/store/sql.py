@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.storage.quoting import quoted_end
 from streams.storage.store.protocol import SQL_WORD, TRAILING_FORMAT
 
 __all__ = [
@@ -60,21 +61,9 @@ def split_insert(text: bytes, final: bool) -> Any:
             return more
         c = text[i]
         if c in b"'\"`":
-            j = i + 1
-            while True:
-                if j >= n:
-                    return more
-                if text[j] == 0x5C:  # backslash escape
-                    j += 2
-                    continue
-                if text[j] == c:
-                    if j + 1 < n and text[j + 1] == c:  # doubled quote
-                        j += 2
-                        continue
-                    if j + 1 >= n and not final:
-                        return more
-                    break
-                j += 1
+            j = quoted_end(text, i)
+            if j >= n or (j + 1 >= n and not final):
+                return more  # unclosed, or a doubled quote may go on in the next chunk
             i = j + 1
             after_dot = False
             format_at = -1

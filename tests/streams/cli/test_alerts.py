@@ -150,7 +150,8 @@ def test_configured_webhooks_and_failures(
 ) -> None:
     broken = Hook(status=500)
     try:
-        configured = dataclasses.replace(settings, monitor_webhooks=f"{hook.url},{broken.url}")
+        monitor = dataclasses.replace(settings.monitor, webhooks=(hook.url, broken.url))
+        configured = dataclasses.replace(settings, monitor=monitor)
         result = CliRunner().invoke(alerts_group, ["test", "--no-topic"], obj=configured)
         assert result.exit_code == 1
         assert f"WebhookSink {broken.url}: failed" in result.stderr

@@ -10,6 +10,7 @@ changes nothing in the learned model, and the join's dead letters.
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import random
 import signal
@@ -28,6 +29,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas import Codec
 from streams.config import Settings, load_settings, settings_env
+from streams.kafka.held_message import HeldMessage
 from streams.kafka.topics import ensure_topics, read_to_end
 from streams.local.demo_models import train_demo_model
 from streams.local.simulate import simulated_events, stream_rows
@@ -93,47 +95,8 @@ def traffic(
     return out
 
 
-class FakeMessage:
-    """What the handler reads of a confluent-kafka Message."""
-
-    __slots__ = ("_headers", "_key", "_offset", "_partition", "_topic", "_ts", "_value")
-
-    def __init__(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: Any,
-        value: Any,
-        headers: Any = None,
-        ts: int = 1_700_000_000_000,
-    ) -> None:
-        self._topic, self._partition, self._offset = topic, partition, offset
-        self._key, self._value, self._headers, self._ts = key, value, headers, ts
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> Any:
-        return self._key
-
-    def value(self) -> Any:
-        return self._value
-
-    def headers(self) -> Any:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, self._ts)
-
-    def error(self) -> None:
-        return None
+#: What the handler reads of a confluent-kafka Message, stamped at one time.
+FakeMessage = functools.partial(HeldMessage, timestamp=1_700_000_000_000)
 
 
 # -- the harness: Kafka in lists -----------------------------------------------------------------
@@ -152,13 +115,13 @@ class Harness:
         control: ControlPlane,
         table: ModelTable,
         now: list[float],
-        logs: dict[tuple[str, int], list[FakeMessage]] | None = None,
+        logs: dict[tuple[str, int], list[HeldMessage]] | None = None,
         seed: int = 0,
     ) -> None:
         self.settings, self.options, self.registry = settings, options, registry
         self.control, self.table = control, table
         self.now = now  # the learner's clock: tests move it
-        self.logs: dict[tuple[str, int], list[FakeMessage]] = (
+        self.logs: dict[tuple[str, int], list[HeldMessage]] = (
             logs if logs is not None else collections.defaultdict(list)
         )
         self.changelog: dict[int, list[tuple[bytes, bytes | None]]] = collections.defaultdict(list)
@@ -206,7 +169,7 @@ class Harness:
 
     def step(self, max_batch: int = 500) -> int:
         """One batch: a random share of each partition's unread messages, in order."""
-        batch: list[FakeMessage] = []
+        batch: list[HeldMessage] = []
         sources = [(t, p) for t in self._topics() for p in range(PARTITIONS)]
         self.rng.shuffle(sources)
         for source in sources:
@@ -302,6 +265,20 @@ def offline(tmp_path: Path) -> Iterator[dict[str, Any]]:
     }
 
 
+def publish_demo_champion(settings: Settings, n_rows: int) -> None:
+    """The topics, and a hyperplane model trained on `n_rows` rows as model m's champion,
+    published on the control topic (for a learner on the real broker)."""
+    ensure_topics(settings)
+    model, rows, _ = train_demo_model("hyperplane", n_rows)
+    with ControlPlane(settings) as control:
+        control.promote(
+            "m",
+            control.register_and_publish(
+                "m", model, "river", reference_rows=rows, labels=[False, True]
+            ).version,
+        )
+
+
 def champion(
     control: ControlPlane,
     table: ModelTable,
@@ -336,8 +313,8 @@ def harness(offline: dict[str, Any], **options: Any) -> Harness:
 
 
 def test_settings_from_env_and_defaults() -> None:
-    s = LearnerSettings.from_env(
-        {
+    s = load_settings(
+        env={
             "LASTMILE_LEARNER_POLICY": "auto",
             "LASTMILE_LEARNER_SNAPSHOT_EVERY": "5000",
             "LASTMILE_LEARNER_SNAPSHOT_INTERVAL": "10m",
@@ -345,8 +322,9 @@ def test_settings_from_env_and_defaults() -> None:
             "LASTMILE_LEARNER_OUTCOME_WAIT": "30s",
             "LASTMILE_LEARNER_ROUTE": "false",
             "LASTMILE_LEARNER_GROUP": "g1",
-        }
-    )
+        },
+        toml_path=None,
+    ).learner
     assert (s.policy, s.snapshot_every, s.snapshot_interval) == ("auto", 5000, 600.0)
     assert (s.join_ttl, s.outcome_wait, s.route, s.group_id) == (172800.0, 30.0, False, "g1")
     d = LearnerSettings()
@@ -355,9 +333,9 @@ def test_settings_from_env_and_defaults() -> None:
     assert d.repartition_topic_for(settings) == "scoring.learner.input"
     assert d.state_topic_for(settings) == "scoring.learner.state"
     with pytest.raises(ValueError, match="policy"):
-        LearnerSettings.from_env({"LASTMILE_LEARNER_POLICY": "sometimes"})
+        load_settings(env={"LASTMILE_LEARNER_POLICY": "sometimes"}, toml_path=None)
     with pytest.raises(ValueError, match="LASTMILE_LEARNER_WINDOW"):
-        LearnerSettings.from_env({"LASTMILE_LEARNER_WINDOW": "many"})
+        load_settings(env={"LASTMILE_LEARNER_WINDOW": "many"}, toml_path=None)
 
 
 def test_prequential_window_equals_river_rolling_metrics() -> None:
@@ -801,15 +779,7 @@ def test_outcome_waits_for_a_late_prediction_and_an_orphan_is_dead_lettered(
     fresh_settings: Callable[..., Settings],
 ) -> None:
     settings = fresh_settings()
-    ensure_topics(settings)
-    model, rows, _ = train_demo_model("hyperplane", 300)
-    with ControlPlane(settings) as control:
-        control.promote(
-            "m",
-            control.register_and_publish(
-                "m", model, "river", reference_rows=rows, labels=[False, True]
-            ).version,
-        )
+    publish_demo_champion(settings, 300)
     options = LearnerSettings(
         policy="manual",
         snapshot_every=0,
@@ -882,15 +852,7 @@ def test_sigkill_mid_stream_then_resume_learns_exactly_what_an_uninterrupted_run
     repartitioned log without stopping; every record is routed once, every snapshot is
     registered once."""
     settings = fresh_settings()
-    ensure_topics(settings)
-    model, rows, _ = train_demo_model("hyperplane", 500)
-    with ControlPlane(settings) as control:
-        control.promote(
-            "m",
-            control.register_and_publish(
-                "m", model, "river", reference_rows=rows, labels=[False, True]
-            ).version,
-        )
+    publish_demo_champion(settings, 500)
     count = 40_000
     produce(settings, traffic("m", "hyperplane", count, label_delay=0.2))
     group = f"learner-{uuid.uuid4().hex[:8]}"
@@ -902,7 +864,7 @@ def test_sigkill_mid_stream_then_resume_learns_exactly_what_an_uninterrupted_run
         "LASTMILE_LEARNER_GROUP": group,
     }
     env = {**os.environ, **settings_env(settings), **learner_env}
-    options = LearnerSettings.from_env(learner_env)
+    options = load_settings(env=learner_env, toml_path=None).learner
     log_path = tmp_path / "worker.log"
     registry = Registry.from_settings(settings)
     probe = Consumer(settings.consumer_config("probe"))

@@ -121,8 +121,8 @@ def run_batches(monitor: Monitor, messages: Sequence[Any], size: int) -> list[An
 
 
 def test_settings_from_env() -> None:
-    s = MonitorSettings.from_env(
-        {
+    s = load_settings(
+        env={
             "LASTMILE_MONITOR_WINDOW": "2m",
             "LASTMILE_MONITOR_STEP": "30s",
             "LASTMILE_MONITOR_ALLOWED_LATENESS": "5",
@@ -130,12 +130,13 @@ def test_settings_from_env() -> None:
             "LASTMILE_MONITOR_SEGMENTS": "plan,variant",
             "LASTMILE_MONITOR_DETECTORS": "",
             "LASTMILE_MONITOR_JOIN_CAPACITY": "10",
-        }
-    )
+        },
+        toml_path=None,
+    ).monitor
     assert (s.window, s.step, s.allowed_lateness, s.tumbling) == (120.0, 30.0, 5.0, False)
     assert s.webhooks == ("http://a/hook", "http://b/hook")
     assert s.segments == ("plan", "variant") and s.detectors == () and s.join_capacity == 10
-    assert MonitorSettings.from_env({}).tumbling
+    assert load_settings(env={}, toml_path=None).monitor.tumbling
     settings = load_settings(env={}, toml_path=None, topic_metrics="monitor.metrics.x1")
     assert MonitorSettings().state_topic_for(settings) == "monitor.state.x1"
     with pytest.raises(ValueError, match="detector"):

@@ -93,6 +93,25 @@ def expected_matches(n: int) -> int:
     return sum(1 for i in range(n) if (i % 2 == 0) == (i % 3 == 0))
 
 
+def assert_each_stored_once_and_joined(settings: Settings, outcomes: int) -> None:
+    """The N predictions stored once each (and rolled up), `outcomes` outcomes stored once
+    each, and the join matching what was produced."""
+    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (N, N)
+    assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (
+        outcomes,
+        outcomes,
+    )
+    assert count(settings, "SELECT sum(n) FROM predictions_1m") == (N,)
+    rows, matched, same = count(
+        settings,
+        """
+        SELECT count(), countIf(has_outcome), countIf(has_outcome AND label = outcome_label)
+        FROM prediction_outcomes(since = now64(3) - INTERVAL 1 DAY,
+                                 until = now64(3) + INTERVAL 1 DAY)""",
+    )
+    assert (rows, matched, same) == (N, N, expected_matches(N))
+
+
 class Traffic:
     """Encodes predictions and outcomes once and produces them, optionally paced."""
 
@@ -525,20 +544,9 @@ def test_everything_lands_exactly_once_and_joins(stack: Settings) -> None:
         f"after the sink started (group join included)"
     )
 
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (N, N)
     positions = "SELECT uniqExact(kafka_partition, kafka_offset) FROM predictions"
     assert count(settings, positions) == (N,)
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (N + 1, N + 1)
-    # The join matches what was produced.
-    rows, matched, same = count(
-        settings,
-        """
-        SELECT count(), countIf(has_outcome), countIf(has_outcome AND label = outcome_label)
-        FROM prediction_outcomes(since = now64(3) - INTERVAL 1 DAY,
-                                 until = now64(3) + INTERVAL 1 DAY)""",
-    )
-    assert (rows, matched, same) == (N, N, expected_matches(N))
-    assert count(settings, "SELECT sum(n) FROM predictions_1m") == (N,)
+    assert_each_stored_once_and_joined(settings, outcomes=N + 1)
     # Features, by type.
     num, cat, nulls = count(
         settings,
@@ -822,17 +830,7 @@ def test_sigkill_three_times_still_ends_at_exactly_n(stack: Settings, tmp_path: 
         code = sink.stop()
     print(f"\nkilled with SIGKILL at {kills} predictions stored; N={N}")
     assert code == 0, sink.log_tail()
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (N, N)
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (N, N)
-    assert count(settings, "SELECT sum(n) FROM predictions_1m") == (N,)
-    rows, matched, same = count(
-        settings,
-        """
-        SELECT count(), countIf(has_outcome), countIf(has_outcome AND label = outcome_label)
-        FROM prediction_outcomes(since = now64(3) - INTERVAL 1 DAY,
-                                 until = now64(3) + INTERVAL 1 DAY)""",
-    )
-    assert (rows, matched, same) == (N, N, expected_matches(N))
+    assert_each_stored_once_and_joined(settings, outcomes=N)
     # The kills did catch batches between insert and commit: some were re-formed.
     replays = sink.log_path.read_text(errors="replace").count("re-forming journaled range")
     print(f"journaled ranges re-formed after the kills: {replays} log line(s)")

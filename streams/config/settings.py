@@ -1,60 +1,42 @@
-"""Every setting of lastmile, in one place.
+"""Every setting of lastmile, in one place: the flat settings, then one section a role.
 
 A setting's value comes from, in rising order of precedence: its default (which
 suits the embedded stack on one machine), the file ``lastmile.toml`` (in the
 working directory, or wherever ``LASTMILE_CONFIG`` points), and the environment
-variable ``LASTMILE_<NAME>``. ``lastmile config`` prints the effective values and
-where each came from, with secrets masked.
+variable ``LASTMILE_<NAME>``; :mod:`streams.config.loading` reads them, once.
 
->>> s = load_settings(env={"LASTMILE_KAFKA_PORT": "19092"}, toml_path=None)
->>> s.kafka_bootstrap_servers
-'127.0.0.1:19092'
->>> s.embedded_kafka
-True
->>> load_settings(env={"LASTMILE_KAFKA_BOOTSTRAP": "kafka:9092"}).embedded_kafka
-False
+>>> s = Settings(kafka_port=19092)
+>>> s.kafka_bootstrap_servers, s.embedded_kafka, s.learner.policy
+('127.0.0.1:19092', True, 'challenger')
+>>> KEYS["learner_group"].env, KEYS["learner_group"].get(s)
+('LASTMILE_LEARNER_GROUP', 'lastmile-learner')
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from streams.errors import StreamsError
+from streams.config.fields import ENV_PREFIX, ConfigError, format_value, setting
+from streams.config.learner import LearnerSettings
+from streams.config.monitor import MonitorSettings
 
-ENV_PREFIX = "LASTMILE_"
-SECRET_MARK = "password"
+__all__ = [
+    "FIELDS",
+    "FIXED_CLIENT_SETTINGS",
+    "KEYS",
+    "SECTIONS",
+    "Key",
+    "Settings",
+    "mask_url",
+    "settings_env",
+]
 
-
-class ConfigError(StreamsError, ValueError):
-    """A setting has a value lastmile cannot use; the message names the setting and its source.
-
-    `key` is the setting (or variable, or file) at fault and `value` the raw value, when known.
-
-    >>> err = ConfigError("setting kafka_port from $LASTMILE_KAFKA_PORT: 'x' is not valid",
-    ...                   key="kafka_port", value="x")
-    >>> err.key, err.value, isinstance(err, ValueError)
-    ('kafka_port', 'x', True)
-    """
-
-    def __init__(self, message: str, *, key: str | None = None, value: Any = None) -> None:
-        super().__init__(message)
-        self.key = key
-        self.value = value
-
-
-def _field(default: Any, doc: str, secret: bool = False) -> Any:
-    meta = {"doc": doc, "secret": secret}
-    if isinstance(default, dict):
-        return dataclasses.field(default_factory=lambda: dict(default), metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
-
+# The flat field list below reads as it always has, so a field added on another branch
+# merges as written.
+_field = setting
 
 # librdkafka settings lastmile's delivery rules rest on: `kafka_client` may not change them.
 FIXED_CLIENT_SETTINGS = {
@@ -172,74 +154,14 @@ class Settings:
         "(less latency; a crash may publish a prediction twice).",
     )
 
-    # The learner role (durations as seconds or 30s / 10m / 1h / 7d)
-    learner_policy: str = _field(
-        "challenger", "What a snapshot becomes: auto (champion if better), challenger, manual."
+    # The sections: [learner] and [monitor] in lastmile.toml, LASTMILE_LEARNER_* and
+    # LASTMILE_MONITOR_* in the environment (streams/config/learner.py, monitor.py).
+    learner: LearnerSettings = dataclasses.field(
+        default_factory=LearnerSettings, metadata={"section": "learner"}
     )
-    learner_snapshot_every: int = _field(100_000, "Learned outcomes between two snapshots.")
-    learner_snapshot_interval: str = _field("1h", "Or wall time between two snapshots.")
-    learner_join_ttl: str = _field("7d", "How long a prediction waits for its outcome.")
-    learner_outcome_wait: str = _field(
-        "10m", "How long an early outcome waits for its prediction, then a dead letter."
+    monitor: MonitorSettings = dataclasses.field(
+        default_factory=MonitorSettings, metadata={"section": "monitor"}
     )
-    learner_join_capacity: int = _field(250_000, "Waiting predictions per partition.")
-    learner_outcome_capacity: int = _field(100_000, "Waiting outcomes per partition.")
-    learner_window: int = _field(1000, "Outcomes per prequential rolling metric.")
-    learner_metrics_every: int = _field(1000, "Outcomes between two metric publications.")
-    learner_metrics_interval: str = _field("60s", "Or wall time between two publications.")
-    learner_checkpoint_interval: str = _field("1s", "Time between two state checkpoints.")
-    learner_tick_interval: str = _field("1s", "Idle time before a partition's clock advances.")
-    learner_challenger_share: float = _field(
-        10.0, "Percent of traffic for a challenger snapshot when the model has no split."
-    )
-    learner_promote_margin: float = _field(0.0, "How much better auto needs a snapshot to be.")
-    learner_reference_rows: int = _field(1000, "Recent rows profiled as a snapshot's reference.")
-    learner_evaluate_champion: bool = _field(True, "Also score the frozen champion (prequential).")
-    learner_route: bool = _field(True, "Run the routing stage in this worker.")
-    learner_group: str = _field("lastmile-learner", "Consumer group of the learner.")
-    learner_repartition_topic: str | None = _field(
-        None, "Outcomes and predictions keyed by model. Unset: derived from topic_outcomes."
-    )
-    learner_state_topic: str | None = _field(
-        None, "The learner's changelog (compacted). Unset: derived from topic_outcomes."
-    )
-
-    # The monitor role (durations as seconds or 30s / 10m / 1h; lists comma-separated)
-    monitor_window: str = _field("60s", "Monitor window size, in event time.")
-    monitor_step: str | None = _field(
-        None, "Monitor window step; unset: tumbling windows (step = window), smaller: sliding."
-    )
-    monitor_allowed_lateness: str = _field("10s", "How late an event may arrive for its window.")
-    monitor_rules: str | None = _field(
-        None, "Alert rules YAML file. Unset: monitors/rules.yaml shipped with lastmile."
-    )
-    monitor_webhooks: str | None = _field(
-        None, "Generic JSON webhook URLs for alerts, comma-separated.", secret=True
-    )
-    monitor_slack_webhooks: str | None = _field(
-        None, "Slack incoming-webhook URLs for alerts, comma-separated.", secret=True
-    )
-    monitor_segments: str | None = _field(
-        None, "Categorical features (or 'variant') every statistic is also kept per value of."
-    )
-    monitor_max_segment_values: int = _field(20, "Values per segment key; the rest: __other__.")
-    monitor_join_capacity: int = _field(
-        100_000, "Predictions the monitor keeps to join outcomes with (0: no performance)."
-    )
-    monitor_performance_window: int = _field(1000, "Outcomes per rolling performance metric.")
-    monitor_comparison_alpha: float = _field(
-        0.05, "Error rate of the champion/challenger decision, however often it is read."
-    )
-    monitor_detectors: str = _field(
-        "error:adwin", "Change detectors as stream:detector (streams score, error)."
-    )
-    monitor_snapshot_interval: str = _field(
-        "30s", "Wall time between monitor state snapshots when nothing is emitted."
-    )
-    monitor_state_topic: str | None = _field(
-        None, "Compacted topic of the monitor's state. Unset: topic_metrics with 'state'."
-    )
-    monitor_group: str = _field("lastmile-monitor", "Consumer group of the monitor.")
 
     # The gateway role
     gateway_port: int = _field(8080, "Port of the gateway's HTTP server (Open Inference Protocol).")
@@ -323,7 +245,7 @@ class Settings:
         defaults: ``kafka_client`` wins over them, but not over what delivery rests on
         (:data:`FIXED_CLIENT_SETTINGS`); the caller's ``overrides`` win over all.
 
-        >>> s = load_settings(env={}, toml_path=None, kafka_client={"fetch.wait.max.ms": 50})
+        >>> s = Settings(kafka_client={"fetch.wait.max.ms": 50})
         >>> conf = s.consumer_config("g")
         >>> conf["fetch.wait.max.ms"], conf["enable.auto.commit"], conf["group.id"]
         (50, False, 'g')
@@ -350,7 +272,7 @@ class Settings:
         ``kafka_client`` sets ``linger.ms``) so the embedded broker gets few large
         batches rather than many tiny ones (DESIGN.md, "Measured").
 
-        >>> s = load_settings(env={}, toml_path=None, kafka_client={"linger.ms": 50})
+        >>> s = Settings(kafka_client={"linger.ms": 50})
         >>> conf = s.producer_config(linger_ms=2)
         >>> conf["linger.ms"], conf["acks"], conf["enable.idempotence"]
         (50, 'all', True)
@@ -391,37 +313,61 @@ class Settings:
         return f"{'https' if p['secure'] else 'http'}://{p['host']}:{p['port']}"
 
 
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One setting as users name it: ``learner_policy`` (a TOML key, or ``policy`` in the
+    ``[learner]`` table), set by ``$LASTMILE_LEARNER_POLICY``, held by ``settings.learner``."""
+
+    name: str
+    field: dataclasses.Field
+    section: str | None = None
+
+    @property
+    def env(self) -> str:
+        return f"{ENV_PREFIX}{self.name.upper()}"
+
+    def get(self, settings: Settings) -> Any:
+        holder = getattr(settings, self.section) if self.section else settings
+        return getattr(holder, self.field.name)
+
+
+#: Section name -> its dataclass (``learner`` -> :class:`LearnerSettings`).
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory for f in dataclasses.fields(Settings) if f.metadata.get("section")
+}
+
+
+def _keys() -> dict[str, Key]:
+    keys = {}
+    for f in dataclasses.fields(Settings):
+        if f.name not in SECTIONS:
+            keys[f.name] = Key(f.name, f)
+            continue
+        for inner in dataclasses.fields(SECTIONS[f.name]):
+            name = f"{f.name}_{inner.metadata['key'] or inner.name}"
+            keys[name] = Key(name, inner, f.name)
+    return keys
+
+
+#: Every setting by its flat name, flat settings first, then each section's.
+KEYS: dict[str, Key] = _keys()
+FIELDS: dict[str, dataclasses.Field] = {name: key.field for name, key in KEYS.items()}
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """Every set value as a ``LASTMILE_*`` variable: how a process started by lastmile
     (a worker, a test's subprocess) gets exactly these settings.
 
-    >>> settings_env(load_settings(env={}, toml_path=None, kafka_port=19092))["LASTMILE_KAFKA_PORT"]
-    '19092'
+    >>> env = settings_env(Settings(kafka_port=19092))
+    >>> env["LASTMILE_KAFKA_PORT"], env["LASTMILE_LEARNER_JOIN_TTL"]
+    ('19092', '7d')
     """
     env = {}
-    for name in FIELDS:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        env[f"{ENV_PREFIX}{name.upper()}"] = (
-            json.dumps(value) if isinstance(value, dict) else str(value)
-        )
+    for key in KEYS.values():
+        value = key.get(settings)
+        if value is not None:
+            env[key.env] = format_value(key.field, value)
     return env
-
-
-def settings_from_context(ctx: Any) -> Settings:
-    """The settings of a click command: those the caller passed (``obj=Settings`` or
-    ``obj={"settings": Settings}``, as tests and ``lastmile up`` do), else loaded."""
-    root = ctx.find_root()
-    obj = root.obj
-    if isinstance(obj, Settings):
-        return obj
-    if isinstance(obj, Mapping) and isinstance(obj.get("settings"), Settings):
-        return obj["settings"]
-    settings = load_settings()
-    if obj is None:
-        root.obj = {"settings": settings}
-    return settings
 
 
 def mask_url(url: str) -> str:
@@ -431,145 +377,3 @@ def mask_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
-
-
-def _convert(field: dataclasses.Field, raw: Any, source: str) -> Any:
-    """Turn a raw value from TOML or the environment into the field's type."""
-    annotation = str(field.type)
-    name = field.name
-    if raw is None:
-        return None
-    try:
-        if annotation.startswith("dict"):
-            value = json.loads(raw) if isinstance(raw, str) else raw
-            if not isinstance(value, Mapping):
-                raise ValueError("expected a JSON object / TOML table")
-            return {str(k): str(v) for k, v in value.items()}
-        if annotation.startswith("bool"):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            if text in ("", "auto") and annotation.endswith("None"):
-                return None
-            raise ValueError("expected true or false")
-        if annotation.startswith("int"):
-            if isinstance(raw, bool):
-                raise ValueError("expected an integer")
-            value = int(raw)
-            if "port" in name and not 0 < value < 65536:
-                raise ValueError("a port is between 1 and 65535")
-            return value
-        if annotation.startswith("float"):
-            if isinstance(raw, bool):
-                raise ValueError("expected a number")
-            return float(raw)
-        if annotation.startswith("Path"):
-            return Path(os.path.expanduser(str(raw)))
-        text = str(raw)
-        return text if text or not annotation.endswith("None") else None
-    except (ValueError, TypeError, json.JSONDecodeError) as err:
-        raise ConfigError(
-            f"setting {name} from {source}: {raw!r} is not valid ({err})", key=name, value=raw
-        ) from None
-
-
-FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Settings)}
-
-
-def load_settings(
-    env: Mapping[str, str] | None = None,
-    toml_path: Path | str | None | bool = True,
-    **overrides: Any,
-) -> Settings:
-    """Build the effective settings.
-
-    ``toml_path=True`` looks for ``$LASTMILE_CONFIG`` or ``./lastmile.toml``;
-    ``None`` or ``False`` reads no file. Keyword ``overrides`` win over everything
-    (tests and the embedded stack use them).
-    """
-    settings, _ = load_settings_with_sources(env, toml_path, **overrides)
-    return settings
-
-
-def load_settings_with_sources(
-    env: Mapping[str, str] | None = None,
-    toml_path: Path | str | None | bool = True,
-    **overrides: Any,
-) -> tuple[Settings, dict[str, str]]:
-    """Like :func:`load_settings`, and also say where each value came from."""
-    env = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    sources = {name: "default" for name in FIELDS}
-
-    if toml_path is True:
-        toml_path = env.get(f"{ENV_PREFIX}CONFIG") or "lastmile.toml"
-        required = f"{ENV_PREFIX}CONFIG" in env
-    else:
-        required = bool(toml_path)
-    if toml_path:
-        path = Path(toml_path)
-        if path.exists():
-            try:
-                table = tomllib.loads(path.read_text())
-            except (OSError, tomllib.TOMLDecodeError) as err:
-                raise ConfigError(f"cannot read {path}: {err}", key=str(path)) from None
-            table = table.get("lastmile", table)
-            for key, raw in table.items():
-                if key not in FIELDS:
-                    raise ConfigError(f"{path}: unknown setting {key!r}", key=key, value=raw)
-                values[key] = _convert(FIELDS[key], raw, str(path))
-                sources[key] = str(path)
-        elif required:
-            raise ConfigError(
-                f"LASTMILE_CONFIG points at {path}, which does not exist",
-                key="LASTMILE_CONFIG",
-                value=str(path),
-            )
-
-    for name, field in FIELDS.items():
-        key = f"{ENV_PREFIX}{name.upper()}"
-        if key in env:
-            values[name] = _convert(field, env[key], f"${key}")
-            sources[name] = f"${key}"
-
-    for name, raw in overrides.items():
-        if name not in FIELDS:
-            raise ConfigError(f"unknown setting {name!r}", key=name, value=raw)
-        values[name] = raw
-        sources[name] = "argument"
-    return Settings(**values), sources
-
-
-def describe(settings: Settings, sources: Mapping[str, str] | None = None) -> list[dict[str, str]]:
-    """Rows of (setting, value with secrets masked, source, doc) for ``lastmile config``."""
-    rows = []
-    for name, field in FIELDS.items():
-        value = getattr(settings, name)
-        if value is None:
-            shown = ""
-        elif field.metadata["secret"] and name.endswith("url"):
-            shown = mask_url(str(value))
-        elif field.metadata["secret"] and "webhooks" in name:
-            shown = ",".join(mask_url(u.strip()) for u in str(value).split(","))
-        elif field.metadata["secret"]:
-            shown = "***"
-        elif isinstance(value, dict):
-            shown = json.dumps(
-                {k: ("***" if SECRET_MARK in k or "secret" in k else v) for k, v in value.items()}
-            )
-        else:
-            shown = str(value)
-        rows.append(
-            {
-                "setting": name,
-                "env": f"{ENV_PREFIX}{name.upper()}",
-                "value": shown,
-                "source": (sources or {}).get(name, ""),
-                "doc": field.metadata["doc"],
-            }
-        )
-    return rows
