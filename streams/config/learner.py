@@ -68,7 +68,9 @@ class LearnerSettings:
     challenger_share: float = setting(
         10.0, "Percent of traffic for a challenger snapshot when the model has no split."
     )
-    promote_margin: float = setting(0.0, "How much better auto needs a snapshot to be.")
+    promote_alpha: float = setting(
+        0.05, "Error rate of auto's paired test that a snapshot beats the champion."
+    )
     reference_rows: int = setting(1000, "Recent rows profiled as a snapshot's reference.")
     evaluate_champion: bool = setting(True, "Also score the frozen champion (prequential).")
     route: bool = setting(True, "Run the routing stage in this worker.")
@@ -96,6 +98,12 @@ class LearnerSettings:
         if self.window < 1:
             raise ConfigError(
                 "learner window must be >= 1", key="learner_window", value=self.window
+            )
+        if not 0.0 < self.promote_alpha < 1.0:
+            raise ConfigError(
+                "learner promote alpha must be in (0, 1)",
+                key="learner_promote_alpha",
+                value=self.promote_alpha,
             )
         if not 0.0 <= self.challenger_share < 100.0:
             raise ConfigError(

@@ -85,9 +85,10 @@ over the same outcomes) attached, the recent rows as its reference profile,
 
 - ``challenger`` (default): the snapshot becomes the ``challenger`` alias; if the model
   has no traffic split yet, one is set (``challenger_share`` %, default 10).
-- ``auto``: promoted to champion when its prequential ``accuracy`` (classifiers; ``mae``
-  for regressors) beats the champion's over the last ``window`` outcomes by more than
-  ``promote_margin``.
+- ``auto``: promoted to champion when a paired comparison on the last ``window`` outcomes
+  that both scored (hits for classifiers, absolute errors for regressors; an always-valid
+  confidence sequence, :mod:`streams.roles.learner.evidence`) decides it is better at
+  ``promote_alpha``.
 - ``manual``: registered only.
 
 Registration happens after the checkpoint that holds the snapshot commits (an outbox in

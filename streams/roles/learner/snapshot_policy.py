@@ -4,9 +4,9 @@ manual)."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from streams.roles.learner.evidence import snapshot_evidence
 from streams.roles.learner.model_line import ModelLine
 from streams.roles.learner.part import LearnerPart
 from streams.roles.learner.partition_state import PartitionState
@@ -23,10 +23,6 @@ def requested_at(model_state: Any) -> int:
 def line_answered(line: ModelLine) -> int:
     """The request a line answered last (lines checkpointed before requests existed: 0)."""
     return int(getattr(line, "snapshot_answered", 0) or 0)
-
-
-#: Metric that decides ``auto`` promotions, and whether higher is better.
-PRIMARY = {"classification": ("accuracy", True), "regression": ("mae", False)}
 
 
 class SnapshotPolicy(LearnerPart):
@@ -46,7 +42,7 @@ class SnapshotPolicy(LearnerPart):
             metrics["champion_version"] = line.champion
         decision = None
         if self.options.policy == "auto":
-            decision = "champion" if self._beats_champion(line, online, frozen) else None
+            decision = "champion" if self._beats_champion(line, metrics) else None
         elif self.options.policy == "challenger":
             decision = "challenger"
         state.outbox.append(
@@ -70,17 +66,14 @@ class SnapshotPolicy(LearnerPart):
         self.force_checkpoint = True
         self.counts["snapshots"] += 1
 
-    def _beats_champion(
-        self, line: ModelLine, online: Mapping[str, float], frozen: Mapping[str, float]
-    ) -> bool:
-        name, higher = PRIMARY[line.task]
-        tracker = line.perf_frozen
-        if tracker is None or tracker.window_n < line.window or name not in frozen:
-            return False  # not a whole window of the champion's yet: no comparison
-        if name not in online:
-            return False
-        gain = online[name] - frozen[name] if higher else frozen[name] - online[name]
-        return gain > self.options.promote_margin
+    def _beats_champion(self, line: ModelLine, metrics: dict[str, Any]) -> bool:
+        """The snapshot is better, decided by the paired comparison on the outcomes both
+        scored (not a fixed margin on two window means, which noise alone would cross)."""
+        evidence = snapshot_evidence(line.perf, line.perf_frozen, self.options.promote_alpha)
+        for key, value in evidence.items():
+            if isinstance(value, int | float):
+                metrics[f"evidence_{key}"] = value
+        return evidence["decision"] == "challenger_better"
 
     def request_triggers(self) -> None:
         """Snapshot each line whose model asks for one (``lastmile models snapshot``, or the
