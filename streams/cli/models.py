@@ -17,6 +17,7 @@ from typing import Any
 import click
 import orjson
 
+from streams.cli.message_text import iso_millis
 from streams.cli.model_inputs import read_rows, resolve_python_path
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
@@ -233,6 +234,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
                 "live": len(live),
                 "latest": max(state.versions) if state.versions else None,
                 "changes": state.seq,
+                "paused": state.pause.describe() if state.pause else "",
             }
         )
     echo_rows(rows, as_json)
@@ -268,6 +270,12 @@ def show_command(ctx: click.Context, name: str, version: str | None, as_json: bo
             f"aliases {dict(state.aliases) or '-'}, split {_split_text(state) or '-'}, "
             f"shadow {state.shadow or '-'}"
         )
+        if state.pause is not None:
+            click.echo(
+                f"{name}: PAUSED since {iso_millis(state.pause.since)}, "
+                f"every request answered with the fallback {state.pause.describe()} "
+                f"(lastmile models resume {name})"
+            )
         click.echo(format_table(rows))
         return
     mv = registry.get(name, version)
@@ -479,3 +487,7 @@ def verify_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
     bad = [r for r in rows if r["status"] != "ok"]
     if bad:
         raise RegistryError(f"{len(bad)} artifact(s) failed verification")
+
+
+# pause/resume live in their own module and join this group (imported last: it imports this one)
+from streams.cli import pause as _pause  # noqa: E402, F401

@@ -6,6 +6,8 @@ each request to its version(s) through the :class:`~streams.models.routing.Model
 as one matrix (``LoadedModel.predict_many``), and returns Prediction records and
 dead letters to the lane, which produces them and commits the offsets in one
 transaction. Nothing here blocks on Kafka; nothing here raises for bad input.
+A paused model's requests are answered by its fallback (variant ``fallback``): a
+constant, without a model or a feature check, or the fallback version.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from streams.kafka.deadletters import (
 )
 from streams.kafka.lane import BatchLane, Output
 from streams.models import (
+    FALLBACK,
+    FALLBACK_CONSTANT,
     LoadedModel,
     ModelState,
     ModelTable,
@@ -187,6 +191,8 @@ class Scorer:
         requests: list[dict],
         now_ms: int,
     ) -> list[Output]:
+        if variant == FALLBACK and version == FALLBACK_CONSTANT:  # paused: answered as is
+            return self._constant(model, messages, requests, now_ms)
         outputs: list[Output] = []
         answering = variant != "shadow"  # only the answering variant reports a failure
         try:
@@ -201,7 +207,7 @@ class Scorer:
                             self._dead(message, "score", str(err), "model_unavailable", model)
                         )
                 return outputs
-            self.counts["fallback"] += len(messages)
+            self.counts["last_good"] += len(messages)
             version = fallback
             loaded = self.cache.get(model, version)
 
@@ -222,6 +228,27 @@ class Scorer:
                 reason = reason_model_exception(model, version, err)
                 outputs.append(self._dead(messages[i], "score", reason, "model_exception", model))
         messages, requests, results = _without(failed, messages, requests, results)
+        outputs.extend(self._predictions(version, variant, messages, requests, results, now_ms))
+        return outputs
+
+    def _constant(
+        self, model: str, messages: list[Message], requests: list[dict], now_ms: int
+    ) -> list[Output]:
+        """A paused model's constant answer to each request: no model, no feature check."""
+        pause = self.table.fallback(model)
+        assert pause is not None  # the table keeps the pause that routed to it
+        results = [(pause.score, pause.label)] * len(requests)
+        return self._predictions(FALLBACK_CONSTANT, FALLBACK, messages, requests, results, now_ms)
+
+    def _predictions(
+        self,
+        version: int,
+        variant: str,
+        messages: list[Message],
+        requests: list[dict],
+        results: Sequence[tuple[float | None, str | None]],
+        now_ms: int,
+    ) -> list[Output]:
         values = prediction_values(messages, requests, results, version, variant, now_ms)
         self.counts[variant] += len(requests)
         topic_out = self.settings.topic_predictions
@@ -229,8 +256,7 @@ class Scorer:
             "Prediction", requests, PREDICTION_FIELDS, values, topic_out
         )
         keys = [request["request_id"] for request in requests]
-        outputs.extend(map(Output, repeat(topic_out), encoded, keys, repeat(headers)))
-        return outputs
+        return list(map(Output, repeat(topic_out), encoded, keys, repeat(headers)))
 
     def _dead(
         self,
