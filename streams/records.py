@@ -226,5 +226,6 @@ def model_event_to_avro(event: Mapping[str, Any]) -> dict[str, Any]:
                 {"alias": e["alias"], "version": e.get("version"), "ts": e.get("ts") or 0}
                 for e in state.get("alias_history") or []
             ],
+            "pause": state.get("pause"),
         },
     }

@@ -18,6 +18,7 @@ import click
 import orjson
 
 from streams.cli.compare import compare_command
+from streams.cli.message_text import iso_millis
 from streams.cli.model_inputs import read_rows, resolve_python_path
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
@@ -143,6 +144,7 @@ def model_rows(states: list[ModelState]) -> list[dict[str, Any]]:
                 "live": len(live),
                 "latest": max(state.versions) if state.versions else None,
                 "changes": state.seq,
+                "paused": state.pause.describe() if state.pause else "",
             }
         )
     return rows
@@ -274,6 +276,12 @@ def show_command(ctx: click.Context, name: str, version: str | None, as_json: bo
             f"aliases {dict(state.aliases) or '-'}, split {_split_text(state) or '-'}, "
             f"shadow {state.shadow or '-'}"
         )
+        if state.pause is not None:
+            click.echo(
+                f"{name}: PAUSED since {iso_millis(state.pause.since)}, "
+                f"every request answered with the fallback {state.pause.describe()} "
+                f"(lastmile models resume {name})"
+            )
         click.echo(format_table(rows))
         return
     mv = registry.get(name, version)
@@ -488,3 +496,5 @@ def verify_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
 
 models.add_command(compare_command)  # lastmile models compare: streams/cli/compare.py
+# pause/resume live in their own module and join this group (imported last: it imports this one)
+from streams.cli import pause as _pause  # noqa: E402, F401

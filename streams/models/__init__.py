@@ -7,10 +7,10 @@ and the control plane that says which version answers (and tells every worker).
 - :mod:`~streams.models.features`: feature types, :func:`check_features`, :class:`FeatureProblem`
 - :mod:`~streams.models.reference`: the reference profile (drift baseline)
 - :mod:`~streams.models.loaded`: :class:`LoadedModel`, scoring both flavors, :func:`label_str`
-- :mod:`~streams.models.state`: :class:`ModelState` and the event carrying it
+- :mod:`~streams.models.state`: :class:`ModelState`, :class:`Pause` and the event carrying it
 - :mod:`~streams.models.wire`: the event as Avro or JSON on ``models.events``
 - :mod:`~streams.models.routing`: :class:`ModelTable`, the sticky split by entity hash
-- :mod:`~streams.models.commands`: :class:`ControlPlane`, promote/split/shadow/rollback
+- :mod:`~streams.models.commands`: :class:`ControlPlane`, promote/split/shadow/rollback/pause
 - :mod:`~streams.models.watcher`: :class:`ModelWatcher`, reading ``models.events``
 - :mod:`~streams.models.errors`: the errors of all of the above
 """
@@ -44,9 +44,12 @@ from streams.models.state import (
     CHAMPION,
     EVENT_KINDS,
     EVENT_META_KEYS,
+    FALLBACK,
+    FALLBACK_CONSTANT,
     HISTORY_LIMIT,
     SHADOW,
     ModelState,
+    Pause,
     make_event,
 )
 from streams.models.versions import ARTIFACT, META, ModelVersion, default_actor
@@ -59,6 +62,8 @@ __all__ = [
     "CHAMPION",
     "EVENT_KINDS",
     "EVENT_META_KEYS",
+    "FALLBACK",
+    "FALLBACK_CONSTANT",
     "FEATURE_MISSING",
     "FEATURE_TYPE",
     "FEATURE_TYPES",
@@ -81,6 +86,7 @@ __all__ = [
     "ModelTable",
     "ModelVersion",
     "ModelWatcher",
+    "Pause",
     "PublishError",
     "Registry",
     "RegistryError",

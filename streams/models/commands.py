@@ -1,4 +1,4 @@
-"""The control plane's commands: promote, split, shadow, retire and roll back a model.
+"""The control plane's commands: promote, split, shadow, retire, roll back and pause a model.
 
 The source of truth is ``<registry>/<model>/state.json``
 (:class:`~streams.models.state.ModelState`), changed read-modify-write under the model's
@@ -25,6 +25,7 @@ from streams.models.state import (
     EVENT_META_KEYS,
     SHADOW,
     ModelState,
+    Pause,
     epoch_ms,
     make_event,
     now_ms,
@@ -126,6 +127,7 @@ class ControlPlane:
         name: str,
         kind: str,
         mutate: Callable[[ModelState], Mapping[str, Any] | None],
+        provenance: Mapping[str, Any] | None = None,
     ) -> ControlEvent:
         self.registry.version_numbers(name)  # ModelNotFoundError for an unknown model
         with self.registry.lock(name):
@@ -139,7 +141,8 @@ class ControlPlane:
                 return ControlEvent(make_event(kind, state, {}, self.actor), published=False)
             state.seq += 1
             self._write_state(state)
-            version = detail.get("version")
+            version = detail.get("version")  # the change's own, whatever provenance says
+            detail = {**detail, **{k: str(v) for k, v in (provenance or {}).items()}}
             event = make_event(kind, state, detail, self.actor, version)
             self._publish(event)
         return ControlEvent(event, published=self.publish_enabled)
@@ -370,6 +373,13 @@ class ControlPlane:
                 )
             if state.versions[number].get("retired"):
                 return None
+            if state.pause is not None and state.pause.version == number:
+                raise ControlError(
+                    f"model {name!r} version {number} is the fallback of the paused model: "
+                    "resume it (or pause with another fallback) first",
+                    model=name,
+                    version=number,
+                )
             if state.champion == number and not force:
                 raise ControlError(
                     f"model {name!r} version {number} is the champion: promote another "
@@ -390,6 +400,101 @@ class ControlPlane:
             return {"version": number, "aliases_removed": ",".join(dropped)}
 
         return self._change(name, "retired", mutate)
+
+    # -- the kill switch, and asking the learner for a snapshot
+
+    def pause(
+        self,
+        name: str,
+        *,
+        fallback_score: float | None = None,
+        fallback_label: str | None = None,
+        fallback_version: int | str | None = None,
+        provenance: Mapping[str, str] | None = None,
+    ) -> ControlEvent:
+        """Answer every request of the model with a fallback until :meth:`resume`.
+
+        The fallback is a constant (``fallback_score`` and/or ``fallback_label``;
+        its predictions carry version 0) or a live ``fallback_version``, never both.
+        Every scorer then publishes the answers as predictions of variant ``fallback``;
+        the split and the shadow wait. Pausing again with another fallback changes it.
+
+        >>> import tempfile
+        >>> from river import linear_model
+        >>> from streams.config import load_settings
+        >>> s = load_settings(env={}, toml_path=None, registry=tempfile.mkdtemp())
+        >>> cp = ControlPlane(s, publish=False)
+        >>> _ = cp.register_and_publish("m", linear_model.LinearRegression(), "river")
+        >>> cp.pause("m", fallback_score=0.0).state.pause.describe()
+        'score=0'
+        >>> cp.resume("m").state.pause is None
+        True
+        >>> cp.pause("m")
+        Traceback (most recent call last):
+        ...
+        streams.models.errors.ControlError: pausing 'm' needs a fallback: a score/label or a version
+        """
+        if fallback_version is not None and (fallback_score, fallback_label) != (None, None):
+            raise ControlError(
+                f"pausing {name!r}: give a fallback score/label or a fallback version, not both",
+                model=name,
+            )
+        if fallback_version is None and fallback_score is None and fallback_label is None:
+            raise ControlError(
+                f"pausing {name!r} needs a fallback: a score/label or a version",
+                model=name,
+            )
+        score = _finite_score(name, fallback_score)
+        if fallback_label is not None and not str(fallback_label):
+            raise ControlError(f"pausing {name!r}: the fallback label is empty", model=name)
+        label = None if fallback_label is None else str(fallback_label)
+        version = None if fallback_version is None else _as_version(fallback_version)
+
+        def mutate(state: ModelState) -> dict[str, Any] | None:
+            if version is not None:
+                self._require_live(state, version)
+                # The fallback must load on every scorer when the switch is thrown.
+                self.registry.read_artifact(self.registry.get(name, version))
+            since = state.pause.since if state.pause else state.updated_at
+            pause = Pause(score=score, label=label, version=version, since=since)
+            if pause == state.pause:
+                return None
+            previous, state.pause = state.pause, pause
+            return {
+                "version": version,
+                "fallback": pause.describe(),
+                "previous": previous.describe() if previous else None,
+            }
+
+        return self._change(name, "paused", mutate, provenance)
+
+    def resume(self, name: str, *, provenance: Mapping[str, str] | None = None) -> ControlEvent:
+        """Serve the model again as before the pause (champion, split, shadow).
+
+        Resuming a model that is not paused changes nothing (``changed`` is False).
+        """
+
+        def mutate(state: ModelState) -> dict[str, Any] | None:
+            if state.pause is None:
+                return None
+            pause, state.pause = state.pause, None
+            return {"fallback": pause.describe(), "paused_since": pause.since}
+
+        return self._change(name, "resumed", mutate, provenance)
+
+    def request_snapshot(
+        self, name: str, *, provenance: Mapping[str, str] | None = None
+    ) -> ControlEvent:
+        """Ask the learner to register its online model of ``name`` now.
+
+        The state stays as it is (like ``announced``); the event's kind,
+        ``snapshot_requested``, and its ``ts`` are the request, so a learner replaying
+        the compacted topic acts on one it has not acted on yet (a ``ts`` above its own
+        last snapshot) once.
+        """
+        return self._change(
+            name, "snapshot_requested", lambda _state: {"request": "snapshot"}, provenance
+        )
 
 
 @dataclasses.dataclass
@@ -428,6 +533,18 @@ def _as_version(version: Any) -> int:
         return Registry.parse_version(version)
     except RegistryError as err:
         raise ControlError(str(err)) from None
+
+
+def _finite_score(name: str, score: Any) -> float | None:
+    if score is None:
+        return None
+    try:
+        value = float(score)
+    except (TypeError, ValueError):
+        raise ControlError(f"pausing {name!r}: fallback score {score!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ControlError(f"pausing {name!r}: fallback score must be finite, got {score!r}")
+    return value
 
 
 def _check_alias(alias: str) -> None:

@@ -3,7 +3,9 @@
 Routing (:meth:`ModelTable.route`) hashes ``model + "\\0" + entity_key`` with
 BLAKE2b (8 bytes) into [0, 1) and walks the split's cumulative weights (champion
 first, then the other aliases in name order): the same entity always lands on the
-same variant while the split is unchanged.
+same variant while the split is unchanged. A paused model (``state.pause``) routes every
+request to variant ``fallback``: its fallback version, or :data:`FALLBACK_CONSTANT`
+for a constant answer (:meth:`ModelTable.fallback`); no split, no shadow.
 
 >>> table = ModelTable()
 >>> state = ModelState(model="fraud", updated_at=1, versions={1: {}, 2: {}},
@@ -26,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from streams.models.state import CHAMPION, SHADOW, ModelState, make_event
+from streams.models.state import CHAMPION, FALLBACK, SHADOW, ModelState, Pause, make_event
 
 __all__ = ["ModelTable", "load_table", "route_hash"]
 
@@ -56,6 +58,12 @@ class _Plan:
 
 
 def _compile(state: ModelState) -> _Plan:
+    if state.pause is not None:
+        # The fallback version was live when paused and cannot be retired while it is.
+        version = state.pause.version
+        if version is None or state.live(version):
+            return _Plan(((2.0, state.pause.route_version, FALLBACK),), None)
+        return _Plan((), None)
     champion = state.champion if state.live(state.champion) else None
     weights: list[tuple[str, int, float]] = []
     if state.split:
@@ -91,11 +99,17 @@ class ModelTable:
     [(1, 'champion'), (2, 'shadow')]
     >>> t.route("unknown", "c-1")
     []
+    >>> paused = dataclasses.replace(s, updated_at=4, pause=Pause(score=0.0, label="0"))
+    >>> t.apply(make_event("paused", paused))
+    True
+    >>> t.route("churn", "c-1"), t.fallback("churn").describe()
+    ([(0, 'fallback')], 'score=0, label=0')
     """
 
     def __init__(self) -> None:
         self._states: dict[str, ModelState] = {}
         self._plans: dict[str, _Plan] = {}
+        self._pauses: dict[str, Pause] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[ModelState | None, ModelState], None]] = []
         self.applied = 0
@@ -137,7 +151,11 @@ class ModelTable:
             if stale:
                 self.ignored += 1
                 return False
-            # The plan first: route() reads the plan without the lock.
+            # The plan first: route() reads the plan without the lock. The pause before
+            # it, and kept after a resume: a request routed to the fallback just before
+            # gets the answer it was routed to.
+            if state.pause is not None:
+                self._pauses[state.model] = state.pause
             self._plans[state.model] = plan
             self._states[state.model] = state
             self.applied += 1
@@ -149,12 +167,17 @@ class ModelTable:
     def models(self) -> list[str]:
         return sorted(self._states)
 
+    def fallback(self, model: str) -> Pause | None:
+        """The model's latest pause: what a request :meth:`route` sent to ``fallback`` gets."""
+        return self._pauses.get(model)
+
     def route(self, model: str, entity_key: str | bytes | None) -> list[tuple[int, str]]:
         """``[(version, variant)]``: the answering version first, then the shadow if any.
 
-        The variant is the alias that answers (``champion``, ``challenger``, ...) or
-        ``shadow``. An unknown model, or one with no live champion and no split,
-        routes nowhere (``[]``). Without an entity key, pass the request id.
+        The variant is the alias that answers (``champion``, ``challenger``, ...),
+        ``shadow``, or ``fallback`` while the model is paused. An unknown model, or one
+        with no live champion and no split, routes nowhere (``[]``). Without an entity
+        key, pass the request id.
         """
         plan = self._plans.get(model)
         if plan is None:

@@ -25,8 +25,14 @@ them off; the wire format is Avro through ``schemas.codec``, JSON where that is 
                                  {"alias": "champion", "version": 3, "ts": ...}]}}
 
 Kinds: ``registered``, ``alias_set`` (promote), ``split_set``, ``shadow_set``,
-``retired``, ``rollback``, and ``announced`` (the state re-published unchanged,
-e.g. after the in-memory embedded broker restarted). ``detail`` values are strings.
+``retired``, ``rollback``, ``paused`` and ``resumed`` (the kill switch: ``state.pause``
+set or cleared), ``announced`` (the state re-published unchanged, e.g. after the
+in-memory embedded broker restarted) and ``snapshot_requested`` (the state unchanged,
+asking the learner to register its online model now). ``detail`` values are strings.
+
+Paused (``"pause": {"score": 0.0, "label": "0", "version": null, "since": ...}``), a
+model answers every request with its fallback, a constant or a fallback version, as
+predictions of variant ``fallback`` (:class:`Pause`); its split and shadow wait.
 
 Ordering. ``state.updated_at`` (= the event's ``ts``, epoch millis) is the model's
 sequence number: every change sets it to ``max(now, previous + 1)`` under the lock,
@@ -50,9 +56,12 @@ __all__ = [
     "CHAMPION",
     "EVENT_KINDS",
     "EVENT_META_KEYS",
+    "FALLBACK",
+    "FALLBACK_CONSTANT",
     "HISTORY_LIMIT",
     "SHADOW",
     "ModelState",
+    "Pause",
     "epoch_ms",
     "make_event",
     "now_ms",
@@ -66,10 +75,17 @@ EVENT_KINDS = (
     "retired",
     "rollback",
     "announced",
+    "paused",
+    "resumed",
+    "snapshot_requested",
 )
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 SHADOW = "shadow"
+# The variant of the answers a paused model gives, and the version number they carry when
+# the fallback is a constant: registry versions start at 1, and Prediction.version is an int.
+FALLBACK = "fallback"
+FALLBACK_CONSTANT = 0
 # The alias log is bounded: rollback can go back this many alias changes, and an
 # event (which carries the log) stays far below Kafka's message size limit.
 HISTORY_LIMIT = 200
@@ -99,13 +115,62 @@ def epoch_ms(value: Any) -> int:
     return int(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class Pause:
+    """The kill switch of a paused model: what every request is answered with instead.
+
+    Either a constant (``score`` and/or ``label``) or a fallback ``version``;
+    ``since`` is when the model was paused (epoch millis).
+
+    >>> p = Pause(score=0.0, label="0", since=1_700_000_000_000)
+    >>> p.route_version, p.describe()
+    (0, 'score=0, label=0')
+    >>> Pause.from_dict(p.to_dict()) == p, Pause.from_dict(None)
+    (True, None)
+    >>> Pause(version=2).route_version, Pause(version=2).describe()
+    (2, 'version 2')
+    """
+
+    score: float | None = None
+    label: str | None = None
+    version: int | None = None
+    since: int = 0
+
+    @property
+    def route_version(self) -> int:
+        """The version its answers carry: the fallback version, or :data:`FALLBACK_CONSTANT`."""
+        return FALLBACK_CONSTANT if self.version is None else self.version
+
+    def describe(self) -> str:
+        if self.version is not None:
+            return f"version {self.version}"
+        parts = [] if self.score is None else [f"score={self.score:g}"]
+        return ", ".join(parts + ([] if self.label is None else [f"label={self.label}"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Pause | None:
+        if not data:
+            return None
+        score, label, version = data.get("score"), data.get("label"), data.get("version")
+        return cls(
+            score=None if score is None else float(score),
+            label=None if label is None else str(label),
+            version=None if version is None else int(version),
+            since=epoch_ms(data.get("since")),
+        )
+
+
 @dataclasses.dataclass
 class ModelState:
     """A model's full control state: its versions, aliases, split, shadow and alias log.
 
     ``versions`` maps a version number to ``{flavor, sha256, path, created_at,
     parent, retired, meta_json}``; ``alias_history`` is the log of alias changes,
-    oldest first (``{alias, version, ts}``, plus ``rollback: true`` on rollbacks).
+    oldest first (``{alias, version, ts}``, plus ``rollback: true`` on rollbacks);
+    ``pause`` is set while the model is paused (the kill switch).
     """
 
     model: str
@@ -116,6 +181,7 @@ class ModelState:
     shadow: int | None = None
     alias_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     updated_at: int = 0
+    pause: Pause | None = None
 
     @property
     def champion(self) -> int | None:
@@ -161,6 +227,7 @@ class ModelState:
             "split": {k: float(w) for k, w in self.split.items()},
             "shadow": self.shadow,
             "alias_history": [dict(e) for e in self.alias_history],
+            "pause": self.pause.to_dict() if self.pause else None,
         }
 
     @classmethod
@@ -188,6 +255,7 @@ class ModelState:
             shadow=int(data["shadow"]) if data.get("shadow") is not None else None,
             alias_history=history,
             updated_at=epoch_ms(data.get("updated_at")),
+            pause=Pause.from_dict(data.get("pause")),
         )
 
 

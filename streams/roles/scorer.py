@@ -6,6 +6,8 @@ each request to its version(s) through the :class:`~streams.models.routing.Model
 as one matrix (``LoadedModel.predict_many``), and returns Prediction records and
 dead letters to the lane, which produces them and commits the offsets in one
 transaction. Nothing here blocks on Kafka; nothing here raises for bad input.
+A paused model's requests are answered by its fallback (variant ``fallback``): a
+constant, without a model or a feature check, or the fallback version.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from streams.kafka.lane import BatchLane, Output
 from streams.kafka.traceparent import carry_traceparent
 from streams.metrics.tallies import ScorerTally
 from streams.models import (
+    FALLBACK,
+    FALLBACK_CONSTANT,
     LoadedModel,
     ModelState,
     ModelTable,
@@ -220,6 +224,8 @@ class Scorer:
         requests: list[dict],
         now_ms: int,
     ) -> list[Output]:
+        if variant == FALLBACK and version == FALLBACK_CONSTANT:  # paused: answered as is
+            return self._constant(model, messages, requests, now_ms)
         outputs: list[Output] = []
         answering = variant != "shadow"  # only the answering variant reports a failure
         try:
@@ -234,7 +240,7 @@ class Scorer:
                             self._dead(message, "score", str(err), "model_unavailable", model)
                         )
                 return outputs
-            self.counts["fallback"] += len(messages)
+            self.counts["last_good"] += len(messages)
             version = fallback
             loaded = self.cache.get(model, version)
 
@@ -255,6 +261,32 @@ class Scorer:
                 reason = reason_model_exception(model, version, err)
                 outputs.append(self._dead(messages[i], "score", reason, "model_exception", model))
         messages, requests, results = _without(failed, messages, requests, results)
+        outputs.extend(
+            self._predictions(model, version, variant, messages, requests, results, now_ms)
+        )
+        return outputs
+
+    def _constant(
+        self, model: str, messages: list[Message], requests: list[dict], now_ms: int
+    ) -> list[Output]:
+        """A paused model's constant answer to each request: no model, no feature check."""
+        pause = self.table.fallback(model)
+        assert pause is not None  # the table keeps the pause that routed to it
+        results = [(pause.score, pause.label)] * len(requests)
+        return self._predictions(
+            model, FALLBACK_CONSTANT, FALLBACK, messages, requests, results, now_ms
+        )
+
+    def _predictions(
+        self,
+        model: str,
+        version: int,
+        variant: str,
+        messages: list[Message],
+        requests: list[dict],
+        results: Sequence[tuple[float | None, str | None]],
+        now_ms: int,
+    ) -> list[Output]:
         values = prediction_values(messages, requests, results, version, variant, now_ms)
         self.scored(requests, values)
         self.counts[variant] += len(requests)
@@ -264,10 +296,9 @@ class Scorer:
             "Prediction", requests, PREDICTION_FIELDS, values, topic_out
         )
         keys = [request["request_id"] for request in requests]
-        outputs.extend(
+        return list(
             map(Output, repeat(topic_out), encoded, keys, carry_traceparent(messages, headers))
         )
-        return outputs
 
     def scored(self, requests: list[dict], values: list[tuple]) -> None:
         """Told each version's scored requests and their :data:`PREDICTION_FIELDS` values

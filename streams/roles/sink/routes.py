@@ -25,6 +25,6 @@ ROUTES: tuple[Route, ...] = (
     Route("outcomes", "Outcome", "outcomes_in", "outcomes"),
     Route("metrics", "MonitorMetric", "metrics_in", "metrics"),
     Route("alerts", "Alert", "alerts_in", "alerts"),
-    Route("model_events", "ModelEvent", "model_events_in", "model_versions", checkable=False),
+    Route("model_events", "ModelEvent", "model_events_v2_in", "model_versions", checkable=False),
     Route("dlq", "DeadLetter", "dead_letters_in", "dead_letters", checkable=False),
 )

@@ -501,7 +501,8 @@ def test_everything_lands_exactly_once_and_joins(stack: Settings) -> None:
         "shadow": None,
         "alias_history": [],
     }
-    for kind, actor in (("registered", "ci"), ("alias_set", "alice")):
+    paused = {**state, "pause": {"score": 0.0, "label": "0", "version": None, "since": NOW}}
+    for kind, actor, st in (("registered", "ci", state), ("paused", "alice", paused)):
         value, headers = codec.encode(
             "ModelEvent",
             {
@@ -510,7 +511,7 @@ def test_everything_lands_exactly_once_and_joins(stack: Settings) -> None:
                 "version": 2,
                 "actor": actor,
                 "ts": NOW,
-                "state": state,
+                "state": st,
             },
         )
         traffic.raw(settings.topic_model_events, value, b"fraud", headers)
@@ -584,8 +585,8 @@ def test_everything_lands_exactly_once_and_joins(stack: Settings) -> None:
             SELECT * FROM model_versions_current ORDER BY version)""",
     )[0]
     assert versions == [
-        (1, ["challenger"], None, "alias_set", "alice"),
-        (2, ["champion"], 1, "alias_set", "alice"),
+        (1, ["challenger"], None, "paused", "alice"),
+        (2, ["champion"], 1, "paused", "alice"),
     ]
     assert stats["rows_written"]["predictions"] == N and stats["lag"] == 0
     # The sink says how it is doing where the dashboard can read it.
