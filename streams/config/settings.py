@@ -131,6 +131,7 @@ class Settings:
     demo_drift_after: float = _field(
         180.0, "Seconds of demo traffic before its drift (inputs and labels) begins."
     )
+    demo_label_delay: float = _field(10.0, "Seconds after a demo request its outcome is sent.")
 
     log_level: str = _field("INFO", "Log level of every lastmile process.")
 

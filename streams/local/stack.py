@@ -262,10 +262,11 @@ def role_services(settings: Settings, roles: list[str]) -> list[Service]:
 
 
 def demo_services(settings: Settings) -> list[Service]:
-    """Simulated traffic for the demo: requests of the fraud model, their labels 10 s
-    later, and after ``demo_drift_after`` seconds a drift of both its inputs (salary and
-    age shift, as an upstream change would) and its concept (the labels follow a new
-    rule): the drift page, the alerts and the performance page all show it."""
+    """Simulated traffic for the demo: requests of the fraud model, their labels
+    ``demo_label_delay`` seconds later, and after ``demo_drift_after`` seconds a drift of
+    both its inputs (salary and age shift, as an upstream change would) and its concept
+    (the labels follow a new rule): the drift page, the alerts and the performance page
+    all show it."""
     rate = settings.demo_rate
     drift_at = int(rate * settings.demo_drift_after)
     simulate = ManagedProcess(
@@ -283,7 +284,7 @@ def demo_services(settings: Settings) -> list[Service]:
             "--drift-type",
             "both",
             "--label-delay",
-            "10",
+            f"{settings.demo_label_delay:g}",
             "--bad-fraction",
             "0.005",
         ),
