@@ -51,6 +51,12 @@ def _learner(settings: Settings) -> Role:
     return learner_lane(settings)
 
 
+def _operator(settings: Settings) -> Role:
+    from streams.roles.operator import operator_lane
+
+    return operator_lane(settings)
+
+
 # Role name -> factory of its lane. Roles are imported lazily so a worker pays only
 # for the roles it runs.
 ROLES: dict[str, RoleFactory] = {
@@ -58,6 +64,7 @@ ROLES: dict[str, RoleFactory] = {
     "monitor": _monitor,
     "sink": _sink,
     "learner": _learner,
+    "operator": _operator,
 }
 
 

@@ -134,7 +134,7 @@ def init_command() -> None:
     "--roles",
     default="",
     metavar="ROLE[,ROLE]",
-    help="Roles to run (default: all). Known: scorer, monitor, sink, learner.",
+    help="Roles to run (default: all). Known: scorer, monitor, sink, learner, operator.",
 )
 @click.option("--web-port", type=int, default=None, help="Faust web port (default: web_port).")
 def worker_command(roles: str, web_port: int | None) -> None:
