@@ -189,6 +189,7 @@ def status_command(as_json: bool) -> None:
 def _add_commands() -> None:
     from dashboard.cli import dashboard
     from schemas.cli import schemas
+    from streams.cli.actions import actions_group
     from streams.cli.alerts import alerts_group
     from streams.cli.db import db_group
     from streams.cli.dlq import dlq
@@ -204,6 +205,7 @@ def _add_commands() -> None:
         dlq,
         schemas,
         alerts_group,
+        actions_group,
         db_group,
         dashboard,
         simulate_command,

@@ -121,10 +121,11 @@ class Operator:
                 alert, ident, plan, mode, "done", now, self.window_ms, reason="replayed"
             )
         plan = plan_action(alert, rule, state, now, self.options.stale_after)
-        if not plan.skipped:
-            held = self.guards.check(model, now)
-            if held is not None:
-                plan = dataclasses.replace(plan, reason=held, detail=self._guard_detail(held))
+        # The guards hold every alert on a model that was just acted on, target or not:
+        # two alerts within the cooldown are one action and one "cooldown".
+        held = None if plan.reason == "stale" else self.guards.check(model, now)
+        if held is not None:
+            plan = dataclasses.replace(plan, reason=held, detail=self._guard_detail(held))
         if plan.skipped:
             return action_record(alert, ident, plan, mode, "skipped", now, self.window_ms)
         if self.options.dry_run:
