@@ -313,3 +313,31 @@ def test_cooldown_and_restarts_act_once_per_alert(alone) -> None:
         assert len(later) == 3 and len({r["action_id"] for r in later}) == 3
         assert (later[-1]["outcome"], later[-1]["reason"]) == ("skipped", "cooldown")
         assert plane.state("m").champion == v2 and len(plane.state("m").actions) == 1
+
+
+def test_one_command_undoes_an_action(alone) -> None:
+    settings = alone()
+    with ControlPlane(settings) as plane:
+        good, broken = register_pair(plane, "m")
+        plane.promote("m", broken)
+        lane = OperatorLane(settings)
+        lane.start()
+        try:
+            produce_alerts(settings, [alert("fresh_champion", broken)])
+            [done] = wait_until(lambda: read_actions(settings), 30, "the rollback")
+        finally:
+            lane.stop()
+        assert plane.state("m").champion == good
+        runner = CliRunner()
+        undo = runner.invoke(main, ["actions", "undo", done["action_id"]], obj=settings)
+        assert undo.exit_code == 0, undo.output
+        assert plane.state("m").champion == broken
+        seq = plane.state("m").seq
+        again = runner.invoke(main, ["actions", "undo", done["action_id"]], obj=settings)
+        assert again.exit_code == 0 and "undone already" in again.output
+        assert plane.state("m").champion == broken and plane.state("m").seq == seq
+        unknown = runner.invoke(main, ["actions", "undo", "nope"], obj=settings)
+        assert unknown.exit_code == 1 and "no action 'nope'" in unknown.output
+    records = read_actions(settings)
+    assert [(r["kind"], r["outcome"]) for r in records] == [("rollback", "done"), ("undo", "done")]
+    assert records[1]["version_after"] == broken and records[1]["actor"] != ACTOR
