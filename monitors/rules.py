@@ -16,6 +16,10 @@ transitions, so a breach lasting a hundred windows is one alert:
 
 Times are the metrics' window ends, so alerts are reproducible from the metrics alone.
 
+A rule may carry an ``action`` (one of :data:`ACTIONS`): the operator role
+(:mod:`streams.roles.operator`) acts on its firing alerts. ``within`` limits the action to
+a champion promoted at most that long before the alert (older ones only alert).
+
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import yaml
 from monitors.events import KINDS, SEVERITIES, AlertEvent, MetricValue
 
 __all__ = [
+    "ACTIONS",
     "DEFAULT_RULES",
     "Rule",
     "RuleEngine",
@@ -41,6 +46,9 @@ __all__ = [
     "parse_duration",
     "parse_rules",
 ]
+
+#: What a rule's firing alert can make the operator do.
+ACTIONS = ("rollback", "shed", "pause", "promote", "snapshot")
 
 #: The rules file shipped with the package.
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
@@ -115,6 +123,8 @@ class Rule:
     exclude: tuple[str, ...] = ()
     models: tuple[str, ...] = ("*",)
     min_n: int = 0
+    action: str | None = None
+    within: float | None = None
 
     @property
     def resolve_threshold(self) -> float:
@@ -157,6 +167,8 @@ _FIELDS = {
     "exclude",
     "models",
     "min_n",
+    "action",
+    "within",
 }
 
 
@@ -215,6 +227,19 @@ def _rule(raw: Any, index: int, source: str) -> Rule:
         cooldown = parse_duration(raw.get("cooldown", 0))
     except ValueError as e:
         raise err("cooldown", str(e)) from None
+    action = raw.get("action")
+    if action is not None and action not in ACTIONS:
+        raise err("action", f"must be one of {list(ACTIONS)}, not {action!r}")
+    within = None
+    if "within" in raw:
+        if action is None:
+            raise err("within", "only means something with an action")
+        try:
+            within = parse_duration(raw["within"])
+        except ValueError as e:
+            raise err("within", str(e)) from None
+        if within <= 0:
+            raise err("within", "must be more than 0")
     selectors = {}
     for field, default in (("features", "*"), ("exclude", None), ("models", "*")):
         value = raw.get(field, default)
@@ -233,6 +258,8 @@ def _rule(raw: Any, index: int, source: str) -> Rule:
         cooldown=cooldown,
         resolve=resolve,
         min_n=min_n,
+        action=action,
+        within=within,
         **selectors,
     )
 
@@ -247,6 +274,11 @@ def parse_rules(data: Any, source: str = "<rules>") -> list[Rule]:
     Traceback (most recent call last):
     ...
     monitors.rules.RuleError: <rules>: rule 'x': field 'threshold': must be a number, not 'high'
+    >>> parse_rules([{"name": "x", "kind": "performance", "metric": "accuracy",
+    ...               "threshold": 0.7, "action": "reboot"}])
+    Traceback (most recent call last):
+    ...
+    monitors.rules.RuleError: <rules>: rule 'x': field 'action': must be one of [...], not 'reboot'
 
     """
     if isinstance(data, Mapping):

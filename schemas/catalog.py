@@ -71,6 +71,7 @@ SCHEMA_NAMES = (
     "MonitorMetric",
     "Alert",
     "DeadLetter",
+    "Action",
 )
 
 #: Topic role (as in ``Settings.topics``) -> the schema of its values.
@@ -82,6 +83,7 @@ TOPIC_SCHEMAS: dict[str, str] = {
     "metrics": "MonitorMetric",
     "alerts": "Alert",
     "dlq": "DeadLetter",
+    "actions": "Action",
 }
 
 #: Schemas whose topics accept plain JSON objects too (input from outside).

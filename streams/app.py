@@ -57,6 +57,12 @@ def _gateway(settings: Settings) -> Role:
     return gateway_role(settings)
 
 
+def _operator(settings: Settings) -> Role:
+    from streams.roles.operator import operator_lane
+
+    return operator_lane(settings)
+
+
 # Role name -> factory of its lane. Roles are imported lazily so a worker pays only
 # for the roles it runs.
 ROLES: dict[str, RoleFactory] = {
@@ -65,6 +71,7 @@ ROLES: dict[str, RoleFactory] = {
     "sink": _sink,
     "learner": _learner,
     "gateway": _gateway,
+    "operator": _operator,
 }
 
 

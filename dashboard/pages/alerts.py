@@ -1,5 +1,6 @@
-"""Alerts: what fired and resolved, with rule, value and threshold, on a timeline, and
-a link from each alert to the drift view at that moment."""
+"""Alerts: what fired and resolved, with rule, value and threshold, on a timeline, what
+the operator did about each (rules with an action), and a link from each alert to the
+drift view at that moment."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def render(view: q.View) -> None:
     chosen_sev = left.multiselect("Severity", severities, key=K_SEVERITY)
     chosen_kind = right.multiselect("Kind", kinds, key=K_KIND)
     events = events[events["severity"].isin(chosen_sev) & events["kind"].isin(chosen_kind)]
+    events = q.with_actions(events, q.alert_actions(view))
     spans = charts.alert_spans(events, min(view.until, dt.datetime.now(q.UTC)))
     if len(spans):
         st.altair_chart(charts.alert_timeline(spans), width="stretch")
@@ -89,6 +91,7 @@ def render(view: q.View) -> None:
                 "feature",
                 "value",
                 "threshold",
+                "action",
                 "message",
             ]
         ],
@@ -98,6 +101,9 @@ def render(view: q.View) -> None:
             "ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss"),
             "value": st.column_config.NumberColumn(format="%.4g"),
             "threshold": st.column_config.NumberColumn(format="%.4g"),
+            "action": st.column_config.TextColumn(
+                "action", help="What the operator did about it (rules with an action)"
+            ),
         },
     )
     _links(events)

@@ -1,9 +1,11 @@
-"""Models: versions, aliases, traffic split, lineage of online snapshots, reference profiles."""
+"""Models: versions, aliases, traffic split, lineage of online snapshots, the operator's
+actions on a timeline, reference profiles."""
 
 from __future__ import annotations
 
 import math
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -42,6 +44,37 @@ def _profile_table(profile: dict) -> pd.DataFrame:
             row["top values"] = ", ".join(str(k) for k, _ in top)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _actions(view: q.View, model: str) -> None:
+    st.subheader("Actions")
+    actions = q.model_actions(view, model)
+    if actions.empty:
+        st.caption(
+            "The operator did nothing to this model in this range (alert rules with an "
+            "`action:` in monitors/rules.yaml; `lastmile actions list`)."
+        )
+        return
+    actions = actions.assign(ts=pd.to_datetime(actions["ts"]))
+    timeline = (
+        alt.Chart(actions, title="Actions timeline")
+        .mark_point(filled=True, size=120)
+        .encode(
+            x=alt.X("ts:T", title="time (UTC)"),
+            y=alt.Y("kind:N", title=None),
+            color=alt.Color("outcome:N", scale=alt.Scale(domain=["done", "would", "skipped"])),
+            tooltip=["ts:T", "message:N", "rule:N", "metric:N", "value:Q", "threshold:Q"],
+        )
+    )
+    st.altair_chart(timeline, width="stretch")
+    st.dataframe(
+        actions[["ts", "kind", "outcome", "reason", "mode", "rule", "message", "actor"]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "ts": st.column_config.DatetimeColumn("time (UTC)", format="YYYY-MM-DD HH:mm:ss")
+        },
+    )
 
 
 def _profiles(view: q.View, model: str, versions: pd.DataFrame) -> None:
@@ -156,6 +189,7 @@ def render(view: q.View) -> None:
     with right:
         st.markdown("**Lineage** (parent → child; orange: online snapshots by the learner)")
         st.graphviz_chart(charts.lineage_dot(versions), width="content")
+    _actions(view, model)
     _profiles(view, model, versions)
 
 

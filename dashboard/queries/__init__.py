@@ -19,7 +19,7 @@ Rules the functions here keep:
 
 from __future__ import annotations
 
-from dashboard.queries.alert_events import active_alerts, alerts
+from dashboard.queries.alert_events import active_alerts, alert_actions, alerts, with_actions
 from dashboard.queries.cache import CACHE_ENTRIES, CACHE_TTL_S
 from dashboard.queries.catalog import has_predictions, models
 from dashboard.queries.connection import QUERY_LOG, Db, StoreUnavailable, borrow
@@ -70,6 +70,7 @@ from dashboard.queries.versions import (
     LEARNER_MARK,
     VERSION_COLUMNS,
     is_learner,
+    model_actions,
     model_versions,
     reference_profile,
     registry_versions,
@@ -129,6 +130,7 @@ __all__ = [
     "VERSION_COLUMNS",
     "View",
     "active_alerts",
+    "alert_actions",
     "alerts",
     "as_utc",
     "borrow",
@@ -148,6 +150,7 @@ __all__ = [
     "has_predictions",
     "is_learner",
     "latency_series",
+    "model_actions",
     "model_versions",
     "models",
     "numeric_histogram",
@@ -165,4 +168,5 @@ __all__ = [
     "traffic_series",
     "traffic_share",
     "traffic_totals",
+    "with_actions",
 ]

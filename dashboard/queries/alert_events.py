@@ -55,3 +55,45 @@ def active_alerts(view: View) -> pd.DataFrame:
     )
     # Aliases differ from the columns: ClickHouse would read WHERE model as the alias.
     return frame.rename(columns=lambda c: c.removeprefix("alert_"))
+
+
+@cached
+def alert_actions(view: View) -> pd.DataFrame:
+    """What the operator did about the alerts of the range (``actions``: done, would or
+    skipped with the reason), one row per firing acted on, keyed by (alert_id, ts)."""
+    return query_frame(
+        view.db,
+        "alert_actions",
+        f"""
+        SELECT alert_id, window_end AS ts, ts AS acted_at, kind, mode, outcome, reason,
+               message AS action
+        FROM actions
+        WHERE window_end >= {{since:DateTime64(3, 'UTC')}}
+          AND window_end < {{until:DateTime64(3, 'UTC')}} AND {MODEL_FILTER}
+          AND alert_id != ''
+        ORDER BY ts DESC LIMIT 5000""",
+        view.params(),
+    )
+
+
+def with_actions(events: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
+    """Alert events with what was done about each firing (``action``; empty: nothing).
+
+    >>> t = pd.Timestamp("2026-12-01 10:00")
+    >>> ev = pd.DataFrame({"alert_id": ["a", "a"], "ts": [t, t], "state": ["firing", "resolved"]})
+    >>> ac = pd.DataFrame({"alert_id": ["a"], "ts": [t], "action": ["rolled back m from v2 to v1"],
+    ...                    "outcome": ["done"]})
+    >>> list(with_actions(ev, ac)["action"])
+    ['rolled back m from v2 to v1', '']
+    """
+    if actions.empty:
+        return events.assign(action="", outcome="")
+    keys = actions[["alert_id", "ts", "action", "outcome"]].drop_duplicates(["alert_id", "ts"])
+    keys = keys.assign(ts=pd.to_datetime(keys["ts"]))
+    merged = events.assign(ts=pd.to_datetime(events["ts"])).merge(
+        keys, on=["alert_id", "ts"], how="left"
+    )
+    firing = merged["state"] == "firing"
+    merged["action"] = merged["action"].where(firing, "").fillna("")
+    merged["outcome"] = merged["outcome"].where(firing, "").fillna("")
+    return merged

@@ -116,3 +116,21 @@ def is_learner(registered_by: str | None) -> bool:
     """Online snapshots are the versions the learner registered (``registered_by``
     names it, e.g. ``learner`` or ``learner@host``)."""
     return LEARNER_MARK in (registered_by or "").lower()
+
+
+@cached
+def model_actions(view: View, model: str) -> pd.DataFrame:
+    """The operator's actions on a model in the range (``actions``), oldest first: when,
+    what, with which outcome, and the alert's rule, metric, value and threshold."""
+    return query_frame(
+        view.db,
+        "model_actions",
+        """
+        SELECT ts, kind, outcome, reason, mode, version_before, version_after, rule, metric,
+               value, threshold, actor, message, action_id
+        FROM actions
+        WHERE model = {model:String}
+          AND ts >= {since:DateTime64(3, 'UTC')} AND ts < {until:DateTime64(3, 'UTC')}
+        ORDER BY ts LIMIT 1000""",
+        view.params(model=model),
+    )

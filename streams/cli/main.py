@@ -134,7 +134,7 @@ def init_command() -> None:
     "--roles",
     default="",
     metavar="ROLE[,ROLE]",
-    help="Roles to run (default: all). Known: scorer, monitor, sink, learner.",
+    help="Roles to run (default: all). Known: scorer, monitor, sink, learner, operator.",
 )
 @click.option("--web-port", type=int, default=None, help="Faust web port (default: web_port).")
 def worker_command(roles: str, web_port: int | None) -> None:
@@ -191,6 +191,7 @@ def status_command(as_json: bool) -> None:
 def _add_commands() -> None:
     from dashboard.cli import dashboard
     from schemas.cli import schemas
+    from streams.cli.actions import actions_group
     from streams.cli.alerts import alerts_group
     from streams.cli.db import db_group
     from streams.cli.dlq import dlq
@@ -206,6 +207,7 @@ def _add_commands() -> None:
         dlq,
         schemas,
         alerts_group,
+        actions_group,
         db_group,
         dashboard,
         simulate_command,

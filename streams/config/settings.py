@@ -167,6 +167,15 @@ class Settings:
     # The gateway role
     gateway_port: int = _field(8080, "Port of the gateway's HTTP server (Open Inference Protocol).")
 
+    # The operator role: alerts that act (streams/roles/operator/)
+    topic_actions: str = _field("monitor.actions", "What the operator did about each alert.")
+    actions_mode: str = _field(
+        "enforce", "enforce: act on alert rules with an action; dry-run: record what it would do."
+    )
+    actions_cooldown: str = _field("10m", "Least time between two actions on one model.")
+    actions_max_per_hour: int = _field(3, "Most actions on one model in any hour.")
+    operator_group: str = _field("lastmile-operator", "Consumer group of the operator.")
+
     def __post_init__(self) -> None:
         for key in self.kafka_client:
             why = FIXED_CLIENT_SETTINGS.get(key)
@@ -206,6 +215,7 @@ class Settings:
             "metrics": self.topic_metrics,
             "alerts": self.topic_alerts,
             "dlq": self.topic_dlq,
+            "actions": self.topic_actions,
         }
 
     def kafka_config(self) -> dict[str, str | int | bool]:

@@ -130,8 +130,15 @@ class ControlPlane:
         provenance: Mapping[str, Any] | None = None,
     ) -> ControlEvent:
         self.registry.version_numbers(name)  # ModelNotFoundError for an unknown model
+        action_id = str((provenance or {}).get("action_id") or "")
         with self.registry.lock(name):
             state = self._read_state(name)
+            if action_id and state.acted(action_id):
+                # Made before (its maker died before recording it): not twice. Published
+                # again, in case the death came between writing state.json and publishing.
+                event = make_event("announced", state, {"replayed": action_id}, self.actor)
+                self._publish(event)
+                return ControlEvent(event, published=self.publish_enabled)
             previous_ts = state.updated_at
             # Set before mutating: alias log entries are stamped with it.
             state.updated_at = max(now_ms(), previous_ts + 1)
@@ -140,6 +147,10 @@ class ControlPlane:
                 state.updated_at = previous_ts
                 return ControlEvent(make_event(kind, state, {}, self.actor), published=False)
             state.seq += 1
+            if provenance:
+                detail = {**detail, **{k: str(v) for k, v in provenance.items()}}
+                if action_id:
+                    state.log_action(kind, provenance)
             self._write_state(state)
             version = detail.get("version")  # the change's own, whatever provenance says
             detail = {**detail, **{k: str(v) for k, v in (provenance or {}).items()}}
@@ -261,8 +272,19 @@ class ControlPlane:
                 version=version,
             )
 
-    def promote(self, name: str, version: int | str, alias: str = CHAMPION) -> ControlEvent:
-        """Point ``alias`` (default ``champion``) at ``version``."""
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        alias: str = CHAMPION,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> ControlEvent:
+        """Point ``alias`` (default ``champion``) at ``version``.
+
+        ``provenance`` (every change takes it) says on whose behalf: its items join the
+        event's detail, and one with an ``action_id`` is logged in ``state.actions``, so
+        the same action id never changes the state twice.
+        """
         number = _as_version(version)
         _check_alias(alias)
 
@@ -277,9 +299,14 @@ class ControlPlane:
             state.log_alias(alias, number)
             return {"alias": alias, "version": number, "previous": previous}
 
-        return self._change(name, "alias_set", mutate)
+        return self._change(name, "alias_set", mutate, provenance)
 
-    def split(self, name: str, weights: Mapping[str, float]) -> ControlEvent:
+    def split(
+        self,
+        name: str,
+        weights: Mapping[str, float],
+        provenance: Mapping[str, Any] | None = None,
+    ) -> ControlEvent:
         """Set the traffic split over aliases, e.g. ``{"champion": 90, "challenger": 10}``.
 
         Every alias must exist and point at a live version; weights are >= 0 and add
@@ -313,9 +340,14 @@ class ControlPlane:
             state.split = clean
             return {"split": ",".join(f"{a}={w:g}" for a, w in clean.items()) or "off"}
 
-        return self._change(name, "split_set", mutate)
+        return self._change(name, "split_set", mutate, provenance)
 
-    def shadow(self, name: str, version: int | str | None) -> ControlEvent:
+    def shadow(
+        self,
+        name: str,
+        version: int | str | None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> ControlEvent:
         """Score ``version`` in shadow beside the answering version (None: stop)."""
         target = _as_version(version) if version is not None else None
 
@@ -328,9 +360,11 @@ class ControlPlane:
             previous, state.shadow = state.shadow, target
             return {"version": target, "previous": previous}
 
-        return self._change(name, "shadow_set", mutate)
+        return self._change(name, "shadow_set", mutate, provenance)
 
-    def rollback(self, name: str, alias: str = CHAMPION) -> ControlEvent:
+    def rollback(
+        self, name: str, alias: str = CHAMPION, provenance: Mapping[str, Any] | None = None
+    ) -> ControlEvent:
         """Point ``alias`` back at the live version it pointed at before.
 
         Rollbacks stack: promote 1, 2, 3, then rollback twice gives 2, then 1.
@@ -339,26 +373,26 @@ class ControlPlane:
         _check_alias(alias)
 
         def mutate(state: ModelState) -> dict[str, Any]:
-            stack = state.alias_stack(alias)
             current = state.aliases.get(alias)
-            if stack:
-                stack.pop()
-            while stack and not state.live(stack[-1]):
-                stack.pop()
-            if not stack:
+            target = state.rollback_target(alias)
+            if target is None:
                 raise ControlError(
                     f"model {name!r}: no earlier live version of {alias!r} to roll back to",
                     model=name,
                 )
-            target = stack[-1]
-            assert target is not None  # live() is False for None
             state.aliases[alias] = target
             state.log_alias(alias, target, rollback=True)
             return {"alias": alias, "version": target, "previous": current}
 
-        return self._change(name, "rollback", mutate)
+        return self._change(name, "rollback", mutate, provenance)
 
-    def retire(self, name: str, version: int | str, force: bool = False) -> ControlEvent:
+    def retire(
+        self,
+        name: str,
+        version: int | str,
+        force: bool = False,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> ControlEvent:
         """Take a version out of service; the champion only with ``force``.
 
         Other aliases pointing at it are removed (with their split weight) and a
@@ -399,7 +433,7 @@ class ControlPlane:
                 state.shadow = None
             return {"version": number, "aliases_removed": ",".join(dropped)}
 
-        return self._change(name, "retired", mutate)
+        return self._change(name, "retired", mutate, provenance)
 
     # -- the kill switch, and asking the learner for a snapshot
 

@@ -34,6 +34,12 @@ Paused (``"pause": {"score": 0.0, "label": "0", "version": null, "since": ...}``
 model answers every request with its fallback, a constant or a fallback version, as
 predictions of variant ``fallback`` (:class:`Pause`); its split and shadow wait.
 
+Actions. ``state.actions`` is a bounded log of the changes made on behalf of someone
+else's decision (an alert rule's action: ``{"action_id", "rule", "alert_id", ..., "kind",
+"seq", "ts"}``). It stays in ``state.json`` (the wire format cuts it off): a change
+carrying an ``action_id`` already in the log is not made twice (see
+:meth:`~streams.models.commands.ControlPlane.rollback`).
+
 Ordering. ``state.updated_at`` (= the event's ``ts``, epoch millis) is the model's
 sequence number: every change sets it to ``max(now, previous + 1)`` under the lock,
 so it strictly increases per model whatever the clocks of the machines making the
@@ -182,6 +188,7 @@ class ModelState:
     alias_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     updated_at: int = 0
     pause: Pause | None = None
+    actions: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def champion(self) -> int | None:
@@ -210,6 +217,32 @@ class ModelState:
                 stack.append(target)
         return stack
 
+    def rollback_target(self, alias: str = CHAMPION) -> int | None:
+        """The live version a rollback of ``alias`` would point it at (None: there is none).
+
+        >>> s = ModelState("m", versions={1: {}, 2: {}}, aliases={"champion": 2},
+        ...                alias_history=[{"alias": "champion", "version": 1},
+        ...                               {"alias": "champion", "version": 2}])
+        >>> s.rollback_target(), ModelState("m").rollback_target()
+        (1, None)
+        """
+        stack = self.alias_stack(alias)
+        if stack:
+            stack.pop()
+        while stack and not self.live(stack[-1]):
+            stack.pop()
+        return stack[-1] if stack else None
+
+    def acted(self, action_id: str) -> bool:
+        """True when a change for ``action_id`` is in the action log."""
+        return any(entry.get("action_id") == action_id for entry in self.actions)
+
+    def log_action(self, kind: str, provenance: Mapping[str, Any]) -> None:
+        entry = {k: str(v) for k, v in provenance.items()}
+        entry.update(kind=kind, seq=str(self.seq), ts=str(self.updated_at))
+        self.actions.append(entry)
+        del self.actions[:-HISTORY_LIMIT]
+
     def log_alias(self, alias: str, version: int | None, rollback: bool = False) -> None:
         entry: dict[str, Any] = {"alias": alias, "version": version, "ts": self.updated_at}
         if rollback:
@@ -228,6 +261,7 @@ class ModelState:
             "shadow": self.shadow,
             "alias_history": [dict(e) for e in self.alias_history],
             "pause": self.pause.to_dict() if self.pause else None,
+            "actions": [dict(e) for e in self.actions],
         }
 
     @classmethod
@@ -256,6 +290,7 @@ class ModelState:
             alias_history=history,
             updated_at=epoch_ms(data.get("updated_at")),
             pause=Pause.from_dict(data.get("pause")),
+            actions=[{str(k): str(v) for k, v in e.items()} for e in data.get("actions") or []],
         )
 
 

@@ -55,6 +55,7 @@ RETENTION_COLUMNS: dict[str, str] = {
     "outcomes": "ts",
     "metrics": "window_start",
     "alerts": "ts",
+    "actions": "ts",
     "dead_letters": "ts",
     "predictions_1m": "minute",
     "outcomes_1m": "minute",

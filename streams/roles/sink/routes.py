@@ -27,4 +27,5 @@ ROUTES: tuple[Route, ...] = (
     Route("alerts", "Alert", "alerts_in", "alerts"),
     Route("model_events", "ModelEvent", "model_events_v2_in", "model_versions", checkable=False),
     Route("dlq", "DeadLetter", "dead_letters_in", "dead_letters", checkable=False),
+    Route("actions", "Action", "actions_in", "actions"),
 )

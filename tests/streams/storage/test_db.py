@@ -137,29 +137,33 @@ def test_an_edited_applied_migration_is_reported(database: tuple, tmp_path: Path
     shutil.copytree(db.MIGRATIONS_DIR, folder)
     client = db.connect(settings, database=False)
     try:
-        db.migrate(client, name, db.load_migrations(folder))
+        shipped = db.load_migrations(folder)
+        db.migrate(client, name, shipped)
+        nxt = max(m.version for m in shipped) + 1  # the next migration, whatever ships
         first = folder / "001_tables.sql"
         first.write_text(first.read_text() + "\n-- an innocent-looking edit\n")
-        shipped = [m.version for m in db.load_migrations(folder)]
-        more = shipped[-1] + 1  # a migration newer than every shipped one
-        (folder / f"{more:03d}_more.sql").write_text(
+        (folder / f"{nxt:03d}_more.sql").write_text(
             "CREATE TABLE IF NOT EXISTS ${database}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;"
         )
         migrations = db.load_migrations(folder)
         states = {r["version"]: r["state"] for r in db.status(client, name, migrations)}
-        assert states == {1: "changed", **dict.fromkeys(shipped[1:], "applied"), more: "pending"}
+        assert states == {
+            **{m.version: "applied" for m in shipped},
+            1: "changed",
+            nxt: "pending",
+        }
         with pytest.raises(db.MigrationError, match="001_tables changed"):
             db.migrate(client, name, migrations)
         # Nothing ran: strict validation comes first.
         assert db.status(client, name, migrations)[-1]["state"] == "pending"
         # What a deployed sink does: warn, and apply the rest.
-        assert [m.version for m in db.migrate(client, name, migrations, strict=False)] == [more]
+        assert [m.version for m in db.migrate(client, name, migrations, strict=False)] == [nxt]
         db.migrate(client, name, migrations, accept_changed=True)
         assert {r["state"] for r in db.status(client, name, migrations)} == {"applied"}
         # A version the files no longer have (a newer lastmile migrated this database).
-        (folder / f"{more:03d}_more.sql").unlink()
+        (folder / f"{nxt:03d}_more.sql").unlink()
         rows = db.status(client, name, db.load_migrations(folder))
-        assert {r["version"]: r["state"] for r in rows}[more] == "missing"
+        assert {r["version"]: r["state"] for r in rows}[nxt] == "missing"
     finally:
         client.close()
 
