@@ -116,30 +116,30 @@ class Operator:
             if not self.options.dry_run:
                 self.plane.announce(model)
             plan = dataclasses.replace(plan_from_log(logged), kind=rule.action)
-            self.guards.record(model, now)
+            self.guards.record(model, rule.action, now)
             return action_record(
                 alert, ident, plan, mode, "done", now, self.window_ms, reason="replayed"
             )
         plan = plan_action(alert, rule, state, now, self.options.stale_after)
         # The guards hold every alert on a model that was just acted on, target or not:
         # two alerts within the cooldown are one action and one "cooldown".
-        held = None if plan.reason == "stale" else self.guards.check(model, now)
+        held = None if plan.reason == "stale" else self.guards.check(model, rule.action, now)
         if held is not None:
             plan = dataclasses.replace(plan, reason=held, detail=self._guard_detail(held))
         if plan.skipped:
             return action_record(alert, ident, plan, mode, "skipped", now, self.window_ms)
         if self.options.dry_run:
-            self.guards.record(model, now)
+            self.guards.record(model, rule.action, now)
             return action_record(alert, ident, plan, mode, "would", now, self.window_ms)
         prov = provenance(alert, ident, plan, mode, self.window_ms)
         outcome, plan = self._execute(plan, model, prov)
         if outcome in ACTED:
-            self.guards.record(model, now)
+            self.guards.record(model, rule.action, now)
         return action_record(alert, ident, plan, mode, outcome, now, self.window_ms)
 
     def _guard_detail(self, held: str) -> str:
         if held == "cooldown":
-            return f"one action per {self.options.cooldown:g} s per model"
+            return f"one action of a kind per {self.options.cooldown:g} s per model"
         return f"at most {self.options.max_per_hour} actions per model per hour"
 
     def _execute(self, plan: Plan, model: str, prov: Mapping[str, str]) -> tuple[str, Plan]:

@@ -26,7 +26,7 @@ class OperatorSettings:
     ...                                              toml_path=None))
     Traceback (most recent call last):
     ...
-    streams.config.ConfigError: LASTMILE_ACTIONS_MODE: must be enforce or dry-run, not 'maybe'
+    streams.config.fields.ConfigError: LASTMILE_ACTIONS_MODE: must be enforce or dry-run, not 'maybe'
     """
 
     mode: str = "enforce"
@@ -53,26 +53,27 @@ class OperatorSettings:
                 key="actions_mode",
                 value=settings.actions_mode,
             )
-        durations = {}
-        for key in ("actions_cooldown", "monitor_window", "monitor_allowed_lateness"):
-            raw = getattr(settings, key)
-            try:
-                durations[key] = parse_duration(raw)
-            except ValueError as err:
-                raise ConfigError(f"LASTMILE_{key.upper()}: {err}", key=key, value=raw) from None
+        try:
+            cooldown = parse_duration(settings.actions_cooldown)
+        except ValueError as err:
+            raise ConfigError(
+                f"LASTMILE_ACTIONS_COOLDOWN: {err}",
+                key="actions_cooldown",
+                value=settings.actions_cooldown,
+            ) from None
         if settings.actions_max_per_hour < 1:
             raise ConfigError(
                 "LASTMILE_ACTIONS_MAX_PER_HOUR: must be at least 1",
                 key="actions_max_per_hour",
                 value=settings.actions_max_per_hour,
             )
-        window = durations["monitor_window"]
+        monitor = settings.monitor  # its durations are parsed already
         return cls(
             mode=mode,
-            cooldown=durations["actions_cooldown"],
+            cooldown=cooldown,
             max_per_hour=settings.actions_max_per_hour,
-            stale_after=window + durations["monitor_allowed_lateness"],
-            window=window,
-            rules_path=settings.monitor_rules or None,
+            stale_after=monitor.window + monitor.allowed_lateness,
+            window=monitor.window,
+            rules_path=monitor.rules_path or None,
             group_id=settings.operator_group,
         )
