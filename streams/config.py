@@ -237,6 +237,9 @@ class Settings:
         None, "Compacted topic of the monitor's state. Unset: topic_metrics with 'state'."
     )
     monitor_group: str = _field("lastmile-monitor", "Consumer group of the monitor.")
+    registry_allow_code: bool = _field(
+        True, "Register and load flavors whose loading runs code (pickles, MLflow pyfunc)."
+    )
 
     def __post_init__(self) -> None:
         for key in self.kafka_client:
