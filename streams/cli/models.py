@@ -11,16 +11,16 @@ Errors are one line on stderr and exit code 1.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from streams.cli.model_inputs import read_rows, resolve_python_path
+from streams.cli.model_inputs import is_model_source, read_rows, resolve_python_path
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
 from streams.models import (
+    FLAVORS,
     ControlError,
     ControlEvent,
     ControlPlane,
@@ -111,6 +111,7 @@ def _version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[
                 "task": mv.task,
                 "aliases": ",".join(sorted(by_version.get(mv.version, []))),
                 "retired": "yes" if info.get("retired") else "",
+                "runs_code": "yes" if _runs_code(mv) else "",
                 "parent": mv.parent,
                 "created_at": mv.created_at,
                 "registered_by": mv.registered_by,
@@ -119,6 +120,11 @@ def _version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[
             }
         )
     return rows
+
+
+def _runs_code(mv: ModelVersion) -> bool:
+    """Whether loading the version runs code (a pickle, MLflow's pyfunc)."""
+    return bool(mv.meta.get("executes_code", mv.flavor in ("river", "python")))
 
 
 def _split_text(state: ModelState) -> str:
@@ -133,9 +139,9 @@ def _split_text(state: ModelState) -> str:
 @click.option("--name", "-n", required=True, help="Model name (letters, digits, _ - .).")
 @click.option(
     "--flavor",
-    type=click.Choice(["river", "python"]),
-    required=True,
-    help="river: a River estimator or pipeline; python: an object with predict_proba/predict.",
+    type=click.Choice(FLAVORS),
+    default=None,
+    help="Inferred from the model or file when not given; when given, checked against it.",
 )
 @click.option(
     "--features", default=None, help="Feature names (name or name:type), comma separated."
@@ -157,7 +163,7 @@ def register_command(
     ctx: click.Context,
     artifact: str,
     name: str,
-    flavor: str,
+    flavor: str | None,
     features: str | None,
     reference: str | None,
     parent: int | None,
@@ -169,15 +175,19 @@ def register_command(
 ) -> None:
     """Register ARTIFACT as the next version of a model.
 
-    ARTIFACT is a pickle file, or a python path `module:attribute` /
-    `file.py:attribute` naming a model object or a factory that returns one.
+    ARTIFACT is a model file (a pickle, an XGBoost .json/.ubj, a LightGBM text model, an
+    .onnx graph), an MLflow model directory or URI (runs:/..., models:/name/3), or a
+    python path `module:attribute` / `file.py:attribute` naming a model object or a
+    factory that returns one. The flavor is inferred from it unless --flavor says.
 
     \b
     Examples:
         lastmile models register model.pkl --name fraud --flavor river --reference train.jsonl
-        lastmile models register mymodels.py:build --name churn --flavor river --features a,b
+        lastmile models register mymodels.py:build --name churn --features a,b
+        lastmile models register booster.txt --name fraud --features f0,f1,f2
+        lastmile models register models:/fraud/3 --name fraud
     """
-    obj: Any = artifact if Path(artifact).is_file() else resolve_python_path(artifact)
+    obj: Any = artifact if is_model_source(artifact) else resolve_python_path(artifact)
     try:
         metric_values = orjson.loads(metrics) if metrics else None
     except orjson.JSONDecodeError as err:
@@ -287,6 +297,7 @@ def show_command(ctx: click.Context, name: str, version: str | None, as_json: bo
         ("model", name),
         ("version", mv.version),
         ("flavor", mv.flavor),
+        ("runs_code", "yes: loading it runs code" if _runs_code(mv) else "no"),
         ("task", mv.task),
         ("labels", ", ".join(mv.labels)),
         ("positive_label", mv.positive_label),

@@ -11,7 +11,7 @@ the registry allows code (unpickling runs it); the object it holds then decides.
 ...     resolve(linear_model.LinearRegression(), "onnx", allow_code=True)
 ... except FlavorMismatchError as err:
 ...     print(err)
-flavor onnx needs an onnx.ModelProto, got river...LinearRegression (it is a river model)
+flavor onnx needs an onnx.ModelProto, got river...LinearRegression (its flavor is river)
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def _from_object(obj: Any, declared: str | None, allow_code: bool) -> Flavor:
     if declared is not None:
         flavor = get_flavor(declared)
         if not flavor.owns(obj):
-            hint = f" (it is a {inferred.name} model)" if inferred is not None else ""
+            hint = f" (its flavor is {inferred.name})" if inferred is not None else ""
             raise FlavorMismatchError(
                 f"flavor {flavor.name} needs {flavor.wants}, got {type(obj).__module__}."
                 f"{type(obj).__qualname__}{hint}"
