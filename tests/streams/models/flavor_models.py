@@ -60,3 +60,18 @@ def onnx_from_sklearn(model, X: np.ndarray, zipmap: bool = True):
 
     options = None if zipmap else {"zipmap": False}
     return to_onnx(model, X[:1].astype(np.float32), options=options, target_opset=17)
+
+
+def pyfunc_doubler():
+    """A custom MLflow pyfunc model (no flavor of lastmile's): 2 f0 - f1.
+
+    The class is made here, not at module level, so MLflow's cloudpickle carries it by
+    value: the model loads without this test helper being importable.
+    """
+    import mlflow
+
+    class Doubler(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return 2.0 * model_input["f0"].to_numpy() - model_input["f1"].to_numpy()
+
+    return Doubler()

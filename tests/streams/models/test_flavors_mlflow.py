@@ -11,20 +11,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from flavor_models import FEATURES, data, lgb_classifier, rows, sklearn_pipeline, xgb_classifier
+from flavor_models import (
+    FEATURES,
+    data,
+    lgb_classifier,
+    pyfunc_doubler,
+    rows,
+    sklearn_pipeline,
+    xgb_classifier,
+)
 from numpy.testing import assert_allclose
 
 from streams.models import Registry
 from streams.models.flavors import CodeRefusedError, FlavorMismatchError, SourceNotFoundError
 
 mlflow = pytest.importorskip("mlflow")
-
-
-class Doubler(mlflow.pyfunc.PythonModel):
-    """A custom pyfunc model: no flavor of lastmile's, so it runs through pyfunc."""
-
-    def predict(self, context, model_input, params=None):
-        return 2.0 * model_input["f0"].to_numpy() - model_input["f1"].to_numpy()
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +104,9 @@ def test_other_models_run_through_pyfunc(tmp_path: Path, registry) -> None:
     X, _, _ = data()
     frame = pd.DataFrame(X, columns=FEATURES)
     path = tmp_path / "doubler"
-    signature = infer_signature(frame, Doubler().predict(None, frame))
-    mlflow.pyfunc.save_model(str(path), python_model=Doubler(), signature=signature)
+    doubler = pyfunc_doubler()
+    signature = infer_signature(frame, doubler.predict(None, frame))
+    mlflow.pyfunc.save_model(str(path), python_model=doubler, signature=signature)
     mv = registry.register("double", path)
     assert (mv.flavor, mv.task, mv.artifact.name) == ("mlflow", "regression", "model.mlflow.zip")
     assert mv.feature_names == FEATURES and mv.meta["executes_code"] is True
