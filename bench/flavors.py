@@ -1,7 +1,10 @@
 """Benchmark the model flavors through the scorer: a 100-tree gradient-boosted model on 10
 features as native LightGBM, native XGBoost, ONNX (the LightGBM model converted by
 onnxmltools), a pickle (the same LightGBM model, flavor ``python``), and a scikit-learn
-Pipeline (StandardScaler | HistGradientBoostingClassifier, 100 iterations), in one run.
+Pipeline (StandardScaler | HistGradientBoostingClassifier, 100 iterations), in one run;
+first, as the reference of the same run, bench/scoring.py's River model
+(``StandardScaler | LogisticRegression``, whose scoring costs well under a microsecond a
+row): what the scorer does without a heavy model on this machine at this moment.
 
 For each flavor, two figures:
 
@@ -42,7 +45,7 @@ import scoring  # noqa: E402  (bench/scoring.py: the scorer's harness, reused)
 
 from streams.config import Settings, load_settings  # noqa: E402
 
-FLAVOR_RUNS = ("lightgbm", "xgboost", "onnx", "pickle", "sklearn-pipeline")
+FLAVOR_RUNS = ("river", "lightgbm", "xgboost", "onnx", "pickle", "sklearn-pipeline")
 TREES = 100
 GOAL_RATE = 50_000
 BATCH = 5000  # streams.kafka.lane.MAX_BATCH
@@ -69,6 +72,7 @@ def train(rows: int = 20_000, seed: int = 3) -> dict[str, tuple[Any, str]]:
     pipeline = make_pipeline(StandardScaler(), HistGradientBoostingClassifier(max_iter=TREES))
     pipeline.fit(X, y)
     return {
+        "river": (scoring.train_model(), "river"),
         "lightgbm": (lgb, "lightgbm"),
         "xgboost": (xgb, "xgboost"),
         "onnx": (onnx_graph, "onnx"),
@@ -97,7 +101,10 @@ def register(settings: Settings, model: Any, flavor: str) -> None:
 
     ensure_topics(settings)
     with ControlPlane(settings) as control:
-        mv = control.register_and_publish(scoring.MODEL, model, flavor, features=scoring.FEATURES)
+        labels = [False, True] if flavor == "river" else None  # River learns classes online
+        mv = control.register_and_publish(
+            scoring.MODEL, model, flavor, features=scoring.FEATURES, labels=labels
+        )
         control.promote(scoring.MODEL, mv.version)
 
 
@@ -110,12 +117,17 @@ def time_runtime(settings: Settings, repeats: int) -> dict[str, float]:
     rows = [r["features"] for r in scoring.make_requests(BATCH, "t", seed=5)]
     invalid, matrix = loaded.check_many(rows)
     assert not invalid and matrix is not None
-    predictor = get_flavor(loaded.flavor).predictor(loaded.model, loaded.meta)
-    X: Any = matrix
-    if get_flavor(loaded.flavor).wants_frame(loaded.model):
-        import pandas as pd
+    import pandas as pd
 
+    X: Any = matrix
+    if loaded.flavor == "river":  # River scores a DataFrame with its batch methods
+        predictor = loaded.model.predict_proba_many
         X = pd.DataFrame(matrix, columns=loaded.feature_names)
+    else:
+        flavor = get_flavor(loaded.flavor)
+        predictor = flavor.predictor(loaded.model, loaded.meta)
+        if flavor.wants_frame(loaded.model):
+            X = pd.DataFrame(matrix, columns=loaded.feature_names)
 
     def best(call: Any) -> float:
         call()  # warm-up: first-call allocations, thread pools
@@ -187,6 +199,10 @@ def summarize(results: dict[str, dict[str, Any]]) -> None:
             f"{name:<18} {scoring.fmt_rate(rate):>10} {r['runtime_ms']:>19.2f} "
             f"{1000.0 * r['runtime_ms'] / BATCH:>7.2f} {r['predict_many_ms']:>22.2f}"
         )
+    river = results.get("river", {}).get("run")
+    for name, r in results.items():
+        if river is not None and name != "river" and r["run"].timed and river.timed:
+            print(f"{name}: {r['run'].rate / river.rate:.2f}x the River reference's rate")
     best = [
         r["run"].rate
         for n, r in results.items()
