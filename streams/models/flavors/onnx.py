@@ -131,7 +131,11 @@ class OnnxFlavor(Flavor):
     def load(self, data: bytes) -> Any:
         ort = require("onnxruntime", "onnx")
         try:
-            return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            options = ort.SessionOptions()
+            # Idle pool threads spinning for work steal the cores the Kafka client and the
+            # broker need: off, the scorer ran ONNX at 0.94x River's rate, against 0.78x.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own untyped Fail/InvalidGraph errors
             raise FlavorMismatchError(f"onnxruntime cannot load the graph: {err}") from None
 
