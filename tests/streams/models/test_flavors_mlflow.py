@@ -35,7 +35,9 @@ def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obj
     previous = os.environ.get("MLFLOW_DISABLE_TELEMETRY")
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    mlflow.set_experiment("lastmile-tests")
+    # Artifacts in the temporary directory too (MLflow's default is ./mlruns).
+    artifacts = (root / "artifacts").as_uri()
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("t", artifact_location=artifacts))
     X, y, _ = data()
     xgb, lgb = xgb_classifier(X, y), lgb_classifier(X, y)
     with mlflow.start_run() as run:
