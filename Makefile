@@ -17,7 +17,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "lastmile needs Python 3.11 or newer on PATH" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench,flavors]'
 	@touch $@
 
 install: $(VENV)/.installed

@@ -26,7 +26,6 @@ streams.models.errors.ControlError: model 'price' has no version 9
 from __future__ import annotations
 
 import datetime as dt
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -48,19 +47,6 @@ if TYPE_CHECKING:
     from lastmile.client import Client
 
 __all__ = ["Models"]
-
-
-def _flavor(model: Any, flavor: str | None) -> str | None:
-    """The flavor to register with: the caller's, else None for the registry to infer."""
-    if flavor is not None:
-        return flavor
-    default = inspect.signature(Registry.register).parameters["flavor"].default
-    if default is not inspect.Parameter.empty:
-        return None  # the registry infers it from the object (issue 19, part 1)
-    # A registry without inference knows two flavors: River's, and any other object.
-    from river import base
-
-    return "river" if isinstance(model, base.Estimator) else "python"
 
 
 class Models:
@@ -130,7 +116,7 @@ class Models:
         """
         rows = as_rows(reference)[1] if reference is not None else None
         mv = self.plane.register_and_publish(
-            name, model, _flavor(model, flavor), features=features, reference_rows=rows, **options
+            name, model, flavor, features=features, reference_rows=rows, **options
         )
         if promote:
             self.plane.promote(name, mv.version, promote)

@@ -14,7 +14,19 @@ import orjson
 
 from streams.models import RegistryError
 
-__all__ = ["resolve_python_path", "read_rows"]
+__all__ = ["is_model_source", "read_rows", "resolve_python_path"]
+
+
+def is_model_source(spec: str) -> bool:
+    """Whether ``spec`` names a model file, an MLflow model directory or an MLflow URI (the
+    registry reads those) rather than a python path.
+
+    >>> is_model_source("models:/fraud/3"), is_model_source("river.linear_model:LinearRegression")
+    (True, False)
+    """
+    from streams.models.flavors.mlflow import is_mlflow_source
+
+    return Path(spec).is_file() or is_mlflow_source(spec)
 
 
 def resolve_python_path(spec: str) -> Any:

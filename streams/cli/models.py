@@ -11,7 +11,6 @@ Errors are one line on stderr and exit code 1.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
@@ -19,10 +18,11 @@ import orjson
 
 from streams.cli.compare import compare_command
 from streams.cli.message_text import iso_millis
-from streams.cli.model_inputs import read_rows, resolve_python_path
+from streams.cli.model_inputs import is_model_source, read_rows, resolve_python_path
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
 from streams.models import (
+    FLAVORS,
     ControlError,
     ControlEvent,
     ControlPlane,
@@ -114,6 +114,7 @@ def version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[s
                 "task": mv.task,
                 "aliases": ",".join(sorted(by_version.get(mv.version, []))),
                 "retired": "yes" if info.get("retired") else "",
+                "runs_code": "yes" if _runs_code(mv) else "",
                 "parent": mv.parent,
                 "created_at": mv.created_at,
                 "registered_by": mv.registered_by,
@@ -122,6 +123,11 @@ def version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[s
             }
         )
     return rows
+
+
+def _runs_code(mv: ModelVersion) -> bool:
+    """Whether loading the version runs code (a pickle, MLflow's pyfunc)."""
+    return bool(mv.meta.get("executes_code", mv.flavor in ("river", "python")))
 
 
 def _split_text(state: ModelState) -> str:
@@ -158,9 +164,9 @@ def model_rows(states: list[ModelState]) -> list[dict[str, Any]]:
 @click.option("--name", "-n", required=True, help="Model name (letters, digits, _ - .).")
 @click.option(
     "--flavor",
-    type=click.Choice(["river", "python"]),
-    required=True,
-    help="river: a River estimator or pipeline; python: an object with predict_proba/predict.",
+    type=click.Choice(FLAVORS),
+    default=None,
+    help="Inferred from the model or file when not given; when given, checked against it.",
 )
 @click.option(
     "--features", default=None, help="Feature names (name or name:type), comma separated."
@@ -182,7 +188,7 @@ def register_command(
     ctx: click.Context,
     artifact: str,
     name: str,
-    flavor: str,
+    flavor: str | None,
     features: str | None,
     reference: str | None,
     parent: int | None,
@@ -194,15 +200,19 @@ def register_command(
 ) -> None:
     """Register ARTIFACT as the next version of a model.
 
-    ARTIFACT is a pickle file, or a python path `module:attribute` /
-    `file.py:attribute` naming a model object or a factory that returns one.
+    ARTIFACT is a model file (a pickle, an XGBoost .json/.ubj, a LightGBM text model, an
+    .onnx graph), an MLflow model directory or URI (runs:/..., models:/name/3), or a
+    python path `module:attribute` / `file.py:attribute` naming a model object or a
+    factory that returns one. The flavor is inferred from it unless --flavor says.
 
     \b
     Examples:
         lastmile models register model.pkl --name fraud --flavor river --reference train.jsonl
-        lastmile models register mymodels.py:build --name churn --flavor river --features a,b
+        lastmile models register mymodels.py:build --name churn --features a,b
+        lastmile models register booster.txt --name fraud --features f0,f1,f2
+        lastmile models register models:/fraud/3 --name fraud
     """
-    obj: Any = artifact if Path(artifact).is_file() else resolve_python_path(artifact)
+    obj: Any = artifact if is_model_source(artifact) else resolve_python_path(artifact)
     try:
         metric_values = orjson.loads(metrics) if metrics else None
     except orjson.JSONDecodeError as err:
@@ -301,6 +311,7 @@ def show_command(ctx: click.Context, name: str, version: str | None, as_json: bo
         ("model", name),
         ("version", mv.version),
         ("flavor", mv.flavor),
+        ("runs_code", "yes: loading it runs code" if _runs_code(mv) else "no"),
         ("task", mv.task),
         ("labels", ", ".join(mv.labels)),
         ("positive_label", mv.positive_label),

@@ -175,6 +175,9 @@ class Settings:
     actions_cooldown: str = _field("10m", "Least time between two actions on one model.")
     actions_max_per_hour: int = _field(3, "Most actions on one model in any hour.")
     operator_group: str = _field("lastmile-operator", "Consumer group of the operator.")
+    registry_allow_code: bool = _field(
+        True, "Register and load flavors whose loading runs code (pickles, MLflow pyfunc)."
+    )
 
     def __post_init__(self) -> None:
         for key in self.kafka_client:

@@ -6,7 +6,8 @@ and the control plane that says which version answers (and tells every worker).
 - :mod:`~streams.models.versions`: :class:`ModelVersion`, a version's ``meta.json``
 - :mod:`~streams.models.features`: feature types, :func:`check_features`, :class:`FeatureProblem`
 - :mod:`~streams.models.reference`: the reference profile (drift baseline)
-- :mod:`~streams.models.loaded`: :class:`LoadedModel`, scoring both flavors, :func:`label_str`
+- :mod:`~streams.models.flavors`: how each kind of model is saved, loaded and scored
+- :mod:`~streams.models.loaded`: :class:`LoadedModel`, scoring every flavor, :func:`label_str`
 - :mod:`~streams.models.state`: :class:`ModelState`, :class:`Pause` and the event carrying it
 - :mod:`~streams.models.wire`: the event as Avro or JSON on ``models.events``
 - :mod:`~streams.models.routing`: :class:`ModelTable`, the sticky split by entity hash

@@ -1,4 +1,5 @@
-"""A model version ready to score: one interface over the River and python flavors.
+"""A model version ready to score: one interface over every flavor (River, pickles,
+scikit-learn, XGBoost, LightGBM, ONNX, MLflow; see :mod:`streams.models.flavors`).
 
 Scores and labels. A prediction is ``(score, label)``. For a binary classifier
 the score is the probability of the *positive* class, which is the label whose
@@ -21,6 +22,7 @@ import numpy as np
 
 from streams.models.errors import RegistryError
 from streams.models.features import FeatureChecker, FeatureProblem
+from streams.models.flavors import get_flavor
 
 __all__ = ["RIVER_BATCH_MIN_ROWS", "LoadedModel", "label_json", "label_str"]
 
@@ -58,7 +60,7 @@ RIVER_BATCH_MIN_ROWS = 200
 
 
 class LoadedModel:
-    """A model version ready to score: the same calls for River and python flavors.
+    """A model version ready to score: the same calls for every flavor.
 
     ``predict_many`` is the fast lane: a River model scores a pandas DataFrame at
     once when its final estimator has ``predict_proba_many`` (River 0.26:
@@ -67,8 +69,10 @@ class LoadedModel:
     transformer before it has ``transform_many`` (StandardScaler, OneHotEncoder,
     OrdinalEncoder, Select, TransformerUnion, FuncTransformer, ...; not Discard).
     ``StandardScaler | LogisticRegression`` measured ~650k rows/s in 10k batches
-    against ~200k/s one by one. Python models get one ``predict_proba`` (or
-    ``predict``) call on a matrix. Anything else falls back to one call per event,
+    against ~200k/s one by one. Every other flavor gets one call of its runtime on the
+    checked float matrix (:meth:`check_many`'s), or on a DataFrame of it for a model
+    that selects columns by name; a 1-D output of a classifier is P(positive class), the
+    first column P(the other one). Anything else falls back to one call per event,
     transparently, and stops trying the batch path after the first
     AttributeError/NotImplementedError.
 
@@ -102,11 +106,17 @@ class LoadedModel:
         self._vectorised = True
         # The feature checks (fast for all-number features) live with the feature types.
         self.checker = FeatureChecker(self.meta)
-        if self.flavor == "python":
-            self._python_columns = hasattr(model, "feature_names_in_")
-            self._python_classes = (
-                [label_str(c) for c in model.classes_] if hasattr(model, "classes_") else None
-            )
+        self._predict = None
+        if self.flavor != "river" and model is not None:
+            flavor = get_flavor(self.flavor)
+            self._frame_input = flavor.wants_frame(model)
+            self._predict = flavor.predictor(model, self.meta)
+            # The probability columns' classes: the model's own where it keeps them, else
+            # what the flavor read off it at registration.
+            columns = getattr(model, "classes_", None)
+            if columns is None:
+                columns = self.meta.get("class_columns") or raw_labels or None
+            self._columns = [label_str(c) for c in columns] if columns is not None else None
 
     def check_features(self, features: Any) -> FeatureProblem | None:
         """:func:`~streams.models.features.check_features` against this version, fast for
@@ -174,7 +184,7 @@ class LoadedModel:
             if self._classifier:
                 return self._from_proba(self.model.predict_proba_one(features))
             return float(self.model.predict_one(features)), ""
-        return self._python_batch([features])[0]
+        return self._runtime_batch([features])[0]
 
     def predict_many(
         self,
@@ -186,8 +196,9 @@ class LoadedModel:
 
         With ``return_errors`` a row the model fails on gives its exception in place
         of the tuple (the scorer dead-letters it); otherwise the first error raises.
-        ``matrix`` is the rows' float matrix from :meth:`check_many`: a River model takes
-        it as its batch instead of a DataFrame built from the dicts.
+        ``matrix`` is the rows' float matrix from :meth:`check_many`: it goes straight into
+        the runtime (a River model takes it as its batch instead of a DataFrame built from
+        the dicts).
         """
         if not rows:
             return []
@@ -198,7 +209,7 @@ class LoadedModel:
             try:
                 if self.flavor == "river":
                     return self._river_batch(rows, matrix)
-                return self._python_batch(rows)
+                return self._runtime_batch(rows, matrix)
             except (AttributeError, NotImplementedError):
                 # The estimator (or a pipeline step) has no batch method: stop trying.
                 self._vectorised = False
@@ -253,9 +264,11 @@ class LoadedModel:
             scores = picked
         return list(zip(scores.tolist(), [classes[i] for i in idx.tolist()], strict=True))
 
-    def _python_matrix(self, rows: Sequence[Mapping[str, Any]]) -> Any:
-        if self._python_columns:
-            return self._frame(rows)
+    def _input(self, rows: Sequence[Mapping[str, Any]], matrix: np.ndarray | None) -> Any:
+        if self._frame_input:
+            return self._frame(rows, matrix)
+        if matrix is not None:
+            return matrix
         names = self.feature_names
         table = [[row[n] for n in names] for row in rows]
         try:
@@ -263,15 +276,19 @@ class LoadedModel:
         except (TypeError, ValueError):
             return np.asarray(table, dtype=object)
 
-    def _python_batch(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[float, str]]:
-        X = self._python_matrix(rows)
+    def _runtime_batch(
+        self, rows: Sequence[Mapping[str, Any]], matrix: np.ndarray | None = None
+    ) -> list[tuple[float, str]]:
+        if self._predict is None:
+            raise RegistryError(f"{self.name or 'model'} v{self.version}: no model to score")
+        out = self._predict(self._input(rows, matrix))
         if not self._classifier:
-            values = np.asarray(self.model.predict(X), dtype=float).reshape(-1)
+            values = np.asarray(out, dtype=float).reshape(-1)
             return [(v, "") for v in values.tolist()]
-        probs = np.asarray(self.model.predict_proba(X), dtype=float)
-        if probs.ndim == 1:  # some wrappers return P(positive) only
+        probs = np.asarray(out, dtype=float)
+        if probs.ndim == 1:  # boosters and some wrappers return P(positive) only
             probs = np.column_stack([1.0 - probs, probs])
-        classes = self._python_classes or self.labels or [str(i) for i in range(probs.shape[1])]
+        classes = self._columns or [str(i) for i in range(probs.shape[1])]
         return self._from_matrix(probs, classes)
 
     # -- learning

@@ -4,22 +4,32 @@ Layout under the registry directory (``settings.registry_location``)::
 
     <model>/.lock              fcntl lock: version allocation and state changes
     <model>/state.json         aliases, split, shadow (written by streams.models.commands)
-    <model>/<version>/model.pkl
+    <model>/<version>/model.pkl  (or model.json, model.txt, model.onnx, model.mlflow.zip)
     <model>/<version>/meta.json
 
 A version is written to a temporary directory, then renamed to its number while
 the model's lock is held, so a learner and a human registering at the same time
 get distinct numbers and nobody ever sees half a version. ``meta.json`` carries
-the flavor, the sha256 of ``model.pkl`` (checked before every unpickle: models
-are code), the features and their types, the reference profile of the training
-data (the drift baseline), the parent version, metrics, who registered it, the
-task and the class labels.
+the flavor, the artifact's name and sha256 (checked before every load: a pickle is
+code), whether loading it runs code, the features and their types, the reference
+profile of the training data (the drift baseline), the parent version, metrics, who
+registered it, the task and the class labels.
 
-Two flavors share one interface, :class:`~streams.models.loaded.LoadedModel`:
+Every flavor (:mod:`streams.models.flavors`) shares one interface,
+:class:`~streams.models.loaded.LoadedModel`:
 
 * ``river``: any River estimator or pipeline; it can keep learning online.
 * ``python``: any pickled object with ``predict_proba`` (classifiers) or
-  ``predict`` (regressors) over a 2-D matrix, e.g. scikit-learn.
+  ``predict`` (regressors) over a 2-D matrix.
+* ``sklearn``: a scikit-learn estimator or Pipeline (pickled).
+* ``xgboost``, ``lightgbm``, ``onnx``: in the runtime's own format, no pickle.
+* ``mlflow``: an MLflow model, kept as its own flavor where it is one of these,
+  else run by ``mlflow.pyfunc``.
+
+The flavor is inferred from the object or the file when not given; a given one is
+checked against it. With ``allow_code=False`` (``registry_allow_code = false``) the
+flavors whose loading runs code (``river``, ``python``, ``sklearn``, MLflow's pyfunc)
+are refused, at registration and at load.
 
 Scores and labels are described in :mod:`streams.models.loaded`.
 
@@ -49,7 +59,6 @@ import datetime as _dt
 import fcntl
 import hashlib
 import os
-import pickle
 import platform
 import re
 import shutil
@@ -68,13 +77,22 @@ from streams.models.errors import (
     VersionNotFoundError,
 )
 from streams.models.features import infer_features, normalize_features
+from streams.models.flavors import (
+    FLAVORS,
+    CodeRefusedError,
+    FeatureMismatchError,
+    Flavor,
+    ModelFacts,
+    Resolved,
+    get_flavor,
+    resolve,
+)
 from streams.models.loaded import LoadedModel, label_json, label_str
 from streams.models.reference import fit_reference_profile
-from streams.models.versions import ARTIFACT, LOCK, META, STATE, ModelVersion, default_actor
+from streams.models.versions import LOCK, META, STATE, ModelVersion, default_actor
 
 __all__ = ["FLAVORS", "MAX_REFERENCE_ROWS", "Registry"]
 
-FLAVORS = ("river", "python")
 # Reference rows beyond this are not profiled: a baseline needs a sample, not the
 # whole training set, and meta.json should stay small enough to read per load.
 MAX_REFERENCE_ROWS = 50_000
@@ -94,26 +112,6 @@ def _positive_label(labels: Sequence[str]) -> str | None:
     return sorted(labels)[-1]
 
 
-def _is_river(obj: Any) -> bool:
-    try:
-        from river import base
-    except ImportError:  # pragma: no cover - river is a dependency
-        return False
-    return isinstance(obj, base.Estimator)
-
-
-def _river_task(obj: Any) -> str:
-    from river import base
-
-    if isinstance(obj, base.Classifier):
-        return "classification"
-    if isinstance(obj, base.Regressor):
-        return "regression"
-    raise RegistryError(
-        f"{type(obj).__name__} is a River estimator but neither a classifier nor a regressor"
-    )
-
-
 class Registry:
     """Model versions in a directory. Safe for concurrent writers on one filesystem.
 
@@ -128,12 +126,14 @@ class Registry:
     ([1, 2], ['m'])
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], allow_code: bool = True) -> None:
         self.root = Path(path)
+        #: Whether flavors whose loading runs code (pickles, pyfunc) are registered and loaded.
+        self.allow_code = allow_code
 
     @classmethod
     def from_settings(cls, settings: Any) -> Registry:
-        return cls(settings.registry_location)
+        return cls(settings.registry_location, getattr(settings, "registry_allow_code", True))
 
     # -- paths and locking
 
@@ -238,10 +238,18 @@ class Registry:
         return data
 
     def load(self, name: str, version: int | str) -> LoadedModel:
-        """Verify the artifact's sha256, then unpickle it behind :class:`LoadedModel`."""
+        """Verify the artifact's sha256, then load it with its flavor as a :class:`LoadedModel`."""
         mv = self.get(name, version)
-        data = self.read_artifact(mv)  # before unpickling: a pickle runs code
-        return LoadedModel(pickle.loads(data), mv.meta)
+        flavor = get_flavor(mv.flavor)
+        if flavor.executes_code and not self.allow_code:
+            raise CodeRefusedError(
+                f"{name} v{mv.version} is flavor {flavor.name}, which runs code when loaded, "
+                "and registry_allow_code is off",
+                model=name,
+                version=mv.version,
+            )
+        data = self.read_artifact(mv)  # before loading: a pickle runs code
+        return LoadedModel(flavor.load(data), mv.meta)
 
     # -- writing
 
@@ -249,9 +257,9 @@ class Registry:
         self,
         name: str,
         obj_or_path: Any,
-        flavor: str,
+        flavor: str | None = None,
         features: Any = None,
-        reference_rows: Iterable[Mapping[str, Any]] | None = None,
+        reference_rows: Iterable[Mapping[str, Any]] | Any = None,
         parent: int | None = None,
         metrics: Mapping[str, Any] | None = None,
         registered_by: str | None = None,
@@ -263,68 +271,54 @@ class Registry:
     ) -> ModelVersion:
         """Add a new immutable version of ``name``; returns it with its allocated number.
 
-        ``obj_or_path`` is the model object or the path of a pickle file. ``features``
-        are names, ``"name:type"`` strings or a ``{name: type}`` mapping; when
-        omitted they are inferred from ``reference_rows`` (or a scikit-learn style
-        ``feature_names_in_``). ``reference_rows`` are a sample of the training
-        features: they give the drift baseline, the score baseline (the model's
-        scores on them) and, for River classifiers, the class labels.
+        ``obj_or_path`` is the model object, a model file (a pickle, an XGBoost
+        JSON/UBJ, a LightGBM text model, an ``.onnx`` graph), or an MLflow model
+        directory or URI. ``flavor`` is inferred when None, and checked against the
+        content when given. ``features`` are names, ``"name:type"`` strings or a
+        ``{name: type}`` mapping; when omitted they are the model's own input names
+        (``feature_names_in_``, a booster's names, an MLflow signature) or inferred from
+        ``reference_rows``, and when given they must match the model's inputs in names
+        and count. ``reference_rows`` (mappings, or a DataFrame) are a sample of the
+        training features: they give the drift baseline, the score baseline (the
+        model's scores on them) and, for River classifiers, the class labels.
         """
         mdir = self.model_dir(name)
-        if flavor not in FLAVORS:
-            raise RegistryError(f"flavor {flavor!r} is not one of {', '.join(FLAVORS)}")
-        if isinstance(obj_or_path, (str, os.PathLike)):
-            path = Path(obj_or_path)
-            if not path.is_file():
-                raise RegistryError(f"artifact {path} does not exist")
-            data = path.read_bytes()
-            obj = pickle.loads(data)
-        else:
-            obj = obj_or_path
-            data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-
-        if flavor == "river":
-            if not _is_river(obj):
-                raise RegistryError(
-                    f"flavor river needs a River estimator or pipeline, got {type(obj).__name__}"
-                )
-            task = task or _river_task(obj)
-        else:
-            if not (hasattr(obj, "predict_proba") or hasattr(obj, "predict")):
-                raise RegistryError(
-                    f"flavor python needs an object with predict_proba or predict, "
-                    f"got {type(obj).__name__}"
-                )
-            task = task or ("classification" if hasattr(obj, "predict_proba") else "regression")
+        resolved = resolve(obj_or_path, flavor, self.allow_code)
+        chosen, obj = resolved.flavor, resolved.model
+        data = resolved.data if resolved.data is not None else chosen.dump(obj)
+        # A flavor that runs code to load has its model in hand already; any other is read
+        # back from its artifact, so what is registered is proven to load and score.
+        runtime = obj if chosen.executes_code else chosen.load(data)
+        facts = chosen.facts(obj)
+        known_task = facts.task if not chosen.executes_code else None  # a pickle may be told
+        if task is not None and known_task is not None and task != known_task:
+            raise RegistryError(f"task {task!r}, but the {chosen.name} model is a {facts.task}")
+        task = task or facts.task or "regression"
         if task not in ("classification", "regression"):
             raise RegistryError(f"task {task!r} is not classification or regression")
 
         rows: list[Mapping[str, Any]] = []
         if reference_rows is not None:
+            if hasattr(reference_rows, "to_dict") and hasattr(reference_rows, "columns"):
+                reference_rows = reference_rows.to_dict(orient="records")  # a DataFrame
             for row in reference_rows:
                 rows.append(row)
                 if len(rows) >= MAX_REFERENCE_ROWS:
                     break
 
-        feature_specs = normalize_features(features)
-        if not feature_specs and hasattr(obj, "feature_names_in_"):
-            feature_specs = normalize_features([str(n) for n in obj.feature_names_in_])
-        if not feature_specs and rows:
-            feature_specs = infer_features(rows)
-        if flavor == "python" and not feature_specs:
-            raise RegistryError(
-                "flavor python needs the feature names (their order is the matrix's column order): "
-                "give features or reference rows"
-            )
+        feature_specs = _features(chosen, facts, resolved, features, rows)
 
         label_values: list[Any] = []
+        class_columns: list[Any] | None = None
         if task == "classification":
+            if facts.classes is not None:
+                class_columns = [label_json(v) for v in facts.classes]
             if labels is not None:
                 label_values = [label_json(v) for v in labels]
-            elif flavor == "python" and hasattr(obj, "classes_"):
-                label_values = [label_json(v) for v in obj.classes_]
-            elif flavor == "river" and rows:
-                with contextlib.suppress(Exception):
+            elif class_columns is not None:
+                label_values = list(class_columns)
+            elif chosen.name == "river" and rows:
+                with contextlib.suppress(Exception):  # River user code: no labels, not an error
                     label_values = [label_json(v) for v in obj.predict_proba_one(dict(rows[0]))]
             label_values = sorted(set(label_values), key=label_str)
         positive = None
@@ -341,27 +335,31 @@ class Registry:
         meta: dict[str, Any] = {
             "name": name,
             "version": None,
-            "flavor": flavor,
-            "artifact": ARTIFACT,
+            "flavor": chosen.name,
+            "artifact": chosen.artifact,
+            "executes_code": chosen.executes_code,
             "sha256": hashlib.sha256(data).hexdigest(),
             "size": len(data),
             "class": f"{type(obj).__module__}.{type(obj).__qualname__}",
             "task": task,
             "labels": label_values,
+            "class_columns": class_columns,
             "positive_label": positive,
             "features": feature_specs,
             "parent": int(parent) if parent is not None else None,
             "metrics": dict(metrics or {}),
             "registered_by": registered_by or default_actor(),
             "description": description,
-            "environment": _environment(),
+            "environment": {**_environment(), **chosen.runtime_version()},
         }
+        if resolved.source is not None:
+            meta["mlflow"] = resolved.source
         if rows:
             scores: list[float] | None = None
             with contextlib.suppress(Exception):
                 # The model's scores on its own training sample: the baseline of
                 # prediction drift. A model that cannot score them still registers.
-                scores = [s for s, _ in LoadedModel(obj, meta).predict_many(rows)]
+                scores = [s for s, _ in LoadedModel(runtime, meta).predict_many(rows)]
             meta["reference_profile"] = fit_reference_profile(rows, scores)
         else:
             meta["reference_profile"] = None
@@ -371,7 +369,7 @@ class Registry:
         tmp = mdir / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            write_durably(tmp / ARTIFACT, data)
+            write_durably(tmp / chosen.artifact, data)
             with self.lock(name):
                 numbers = self.version_numbers_in(mdir)
                 number = (numbers[-1] + 1) if numbers else 1
@@ -387,11 +385,60 @@ class Registry:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         vdir = mdir / str(number)
-        for p in (vdir / ARTIFACT, vdir / META):
+        for p in (vdir / chosen.artifact, vdir / META):
             # Read-only: a version is immutable; the sha256 catches what chmod cannot.
             with contextlib.suppress(OSError):
                 p.chmod(0o444)
         return ModelVersion(name=name, version=number, path=vdir, meta=meta)
+
+
+def _features(
+    flavor: Flavor,
+    facts: ModelFacts,
+    resolved: Resolved,
+    features: Any,
+    rows: Sequence[Mapping[str, Any]],
+) -> list[dict[str, str]]:
+    """The version's features: as given, else the model's own names, else the reference
+    rows'; checked against the model's inputs and put in the model's order."""
+    specs = normalize_features(features)
+    known = resolved.feature_names or facts.feature_names
+    if not specs and known:
+        specs = normalize_features([str(n) for n in known])
+    if not specs and rows:
+        specs = infer_features(rows)
+    if not specs:
+        if flavor.name == "river":
+            return []
+        raise RegistryError(
+            f"flavor {flavor.name} needs the feature names (their order is the matrix's "
+            "column order): give features or reference rows"
+        )
+    given = [spec["name"] for spec in specs]
+    if facts.n_features is not None and len(given) != facts.n_features:
+        raise FeatureMismatchError(
+            f"{len(given)} features ({', '.join(given)}), but the {flavor.name} model "
+            f"takes {facts.n_features} inputs"
+        )
+    if known:
+        known = [str(n) for n in known]
+        if set(given) != set(known):
+            missing = [n for n in known if n not in given]
+            unknown = [n for n in given if n not in known]
+            raise FeatureMismatchError(
+                f"features do not match the {flavor.name} model's inputs "
+                f"({', '.join(known)}): missing {', '.join(missing) or '-'}, "
+                f"unknown to it {', '.join(unknown) or '-'}"
+            )
+        by_name = {spec["name"]: spec for spec in specs}
+        specs = [by_name[n] for n in known]  # the matrix's columns in the model's order
+    if facts.numeric:
+        odd = [f"{s['name']}:{s['type']}" for s in specs if s["type"] != "number"]
+        if odd:
+            raise FeatureMismatchError(
+                f"the {flavor.name} model takes numbers only, not {', '.join(odd)}"
+            )
+    return specs
 
 
 def _environment() -> dict[str, str]:

@@ -81,7 +81,6 @@ def test_an_empty_registry_lists_an_empty_frame(client: lastmile.Client) -> None
     assert client.models.list().empty
 
 
-@pytest.mark.skipif(not hasattr(ControlPlane, "pause"), reason="ControlPlane.pause not merged yet")
 def test_pause_and_resume_go_through_the_control_plane(client: lastmile.Client) -> None:
     client.models.register(regressor(1.0), name="eta", features=["x"], promote="champion")
     assert client.models.pause("eta", fallback_score=0.0).changed

@@ -26,7 +26,7 @@ class OperatorSettings:
     ...                                              toml_path=None))
     Traceback (most recent call last):
     ...
-    streams.config.fields.ConfigError: LASTMILE_ACTIONS_MODE: must be enforce or dry-run, not 'maybe'
+    streams.config.fields.ConfigError: LASTMILE_ACTIONS_MODE: must be enforce or dry-run, ...
     """
 
     mode: str = "enforce"
