@@ -227,5 +227,6 @@ def model_event_to_avro(event: Mapping[str, Any]) -> dict[str, Any]:
                 for e in state.get("alias_history") or []
             ],
             "pause": state.get("pause"),
+            "snapshot_request": state.get("snapshot_request"),
         },
     }

@@ -521,14 +521,18 @@ class ControlPlane:
     ) -> ControlEvent:
         """Ask the learner to register its online model of ``name`` now.
 
-        The state stays as it is (like ``announced``); the event's kind,
-        ``snapshot_requested``, and its ``ts`` are the request, so a learner replaying
-        the compacted topic acts on one it has not acted on yet (a ``ts`` above its own
-        last snapshot) once.
+        Traffic stays as it is; the state records when it was asked
+        (``snapshot_request``, the change's ``updated_at``). A request is state, not an
+        event: the compacted topic may drop an event a learner has not read, never the
+        latest state; a learner line keeps the last request it answered, so each request
+        is answered once, restarts included.
         """
-        return self._change(
-            name, "snapshot_requested", lambda _state: {"request": "snapshot"}, provenance
-        )
+
+        def mutate(state: ModelState) -> dict[str, Any]:
+            state.snapshot_request = state.updated_at
+            return {"request": "snapshot"}
+
+        return self._change(name, "snapshot_requested", mutate, provenance)
 
 
 @dataclasses.dataclass

@@ -188,6 +188,9 @@ class ModelState:
     alias_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     updated_at: int = 0
     pause: Pause | None = None
+    #: When the learner was last asked for a snapshot (epoch ms); a learner line keeps
+    #: the last request it answered, so each is answered once.
+    snapshot_request: int | None = None
     actions: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     @property
@@ -261,6 +264,7 @@ class ModelState:
             "shadow": self.shadow,
             "alias_history": [dict(e) for e in self.alias_history],
             "pause": self.pause.to_dict() if self.pause else None,
+            "snapshot_request": self.snapshot_request,
             "actions": [dict(e) for e in self.actions],
         }
 
@@ -290,6 +294,9 @@ class ModelState:
             alias_history=history,
             updated_at=epoch_ms(data.get("updated_at")),
             pause=Pause.from_dict(data.get("pause")),
+            snapshot_request=(
+                epoch_ms(data["snapshot_request"]) if data.get("snapshot_request") else None
+            ),
             actions=[{str(k): str(v) for k, v in e.items()} for e in data.get("actions") or []],
         )
 

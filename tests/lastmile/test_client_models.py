@@ -15,7 +15,6 @@ from river import linear_model
 import lastmile
 from lastmile.scoring import as_rows
 from streams.config import load_settings
-from streams.models import ControlPlane
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 

@@ -138,7 +138,15 @@ def test_field_lists_match_the_contract():
     model_event = fields("ModelEvent")
     assert set(model_event) == {"model", "kind", "version", "actor", "ts", "state"}
     state = {f["name"]: f for f in model_event["state"]["type"]["fields"]}
-    assert set(state) == {"versions", "aliases", "split", "shadow", "alias_history", "pause"}
+    assert set(state) == {
+        "versions",
+        "aliases",
+        "split",
+        "shadow",
+        "alias_history",
+        "pause",
+        "snapshot_request",
+    }
     version = {f["name"] for f in state["versions"]["type"]["items"]["fields"]}
     assert version == {
         "version",

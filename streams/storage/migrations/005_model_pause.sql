@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS ${database}.model_events_v2_in
             score Nullable(Float64),
             label Nullable(String),
             version Nullable(Int32),
-            since DateTime64(3, 'UTC')))
+            since DateTime64(3, 'UTC')),
+        snapshot_request Nullable(DateTime64(3, 'UTC')))
 )
 ENGINE = Null;
 

@@ -180,6 +180,8 @@ def test_provenance_and_snapshot_requests(plane: ControlPlane) -> None:
         before.shadow,
         before.pause,
     )
+    # The request itself is state: the compacted topic keeps it until the next request.
+    assert after.snapshot_request == after.updated_at and before.snapshot_request is None
 
 
 # -- the table -------------------------------------------------------------------------
@@ -238,6 +240,22 @@ def test_the_pause_travels_on_models_events(avro: bool) -> None:
     assert ModelState.from_dict(decode_event(value, headers)["state"]).pause is None
 
 
+@pytest.mark.parametrize("avro", [True, False])
+def test_a_snapshot_request_travels_on_models_events(avro: bool) -> None:
+    st = ModelState("m", updated_at=1_700_000_000_500, versions={1: {}}, aliases={"champion": 1})
+    st.snapshot_request = st.updated_at
+    event = make_event("snapshot_requested", st, {"request": "snapshot"})
+    codec = make_codec() if avro else None
+    if avro:
+        value, headers = encode_event(event, codec=codec)
+    else:
+        value, headers = json.dumps(event).encode(), list(JSON_HEADERS)
+    decoded = decode_event(value, headers, codec=codec)
+    table = table_of(decoded)
+    got = table.get("m")
+    assert got is not None and got.snapshot_request == 1_700_000_000_500
+
+
 def test_an_event_written_with_the_v1_schema_reads_as_not_paused(tmp_path: Path) -> None:
     # a control plane not yet upgraded writes v1 (no pause field): new workers read it
     (tmp_path / "history").mkdir()
@@ -248,6 +266,7 @@ def test_an_event_written_with_the_v1_schema_reads_as_not_paused(tmp_path: Path)
     st = ModelState("m", updated_at=9, versions={1: {}}, aliases={"champion": 1})
     record = model_event_to_avro(make_event("alias_set", st))
     record["state"].pop("pause")
+    record["state"].pop("snapshot_request")
     value, headers = old_writer.encode("ModelEvent", record)
     decoded = decode_event(value, headers, codec=make_codec())
     assert decoded["state"]["pause"] is None

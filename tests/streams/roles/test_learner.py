@@ -636,6 +636,39 @@ def test_a_snapshot_published_before_a_crash_is_not_registered_twice(offline) ->
     assert line is not None and line.head == 2 and line.learned == 1200
 
 
+def test_a_snapshot_request_is_answered_once_across_a_crash(offline) -> None:
+    control, registry = offline["control"], offline["registry"]
+    model, rows, _ = train_demo_model("hyperplane", 300)
+    champion(control, offline["table"], "m", model, rows)
+    h = harness(offline, policy="manual")
+    # A request made before the line exists is not for it.
+    control.request_snapshot("m")
+    h.send_all(traffic("m", "hyperplane", 400, label_delay=0.05))
+    h.settle()
+    assert [v.version for v in registry.versions("m")] == [1]
+
+    control.request_snapshot("m", provenance={"alert_id": "a-1"})
+    refresh(control, offline["table"])
+    h.send_all(traffic("m", "hyperplane", 100, label_delay=0.05, seed=2))
+    h.settle()
+    versions = registry.versions("m")
+    assert [v.version for v in versions] == [1, 2]
+    assert "snapshot by requested" in versions[1].meta["description"]
+    assert versions[1].metrics["learned"] >= 400
+
+    # The request is still in the state: a restarted learner does not answer it again.
+    h.crash()
+    h.send_all(traffic("m", "hyperplane", 100, label_delay=0.05, seed=3))
+    h.settle()
+    assert [v.version for v in registry.versions("m")] == [1, 2]
+
+    control.request_snapshot("m")
+    refresh(control, offline["table"])
+    h.send_all(traffic("m", "hyperplane", 50, label_delay=0.05, seed=4))
+    h.settle()
+    assert [v.version for v in registry.versions("m")] == [1, 2, 3]
+
+
 def test_a_new_champion_from_outside_restarts_the_line(offline) -> None:
     control = offline["control"]
     model, rows, _ = train_demo_model("hyperplane", 300)
