@@ -142,7 +142,10 @@ class SnapshotPublisher(LearnerPart):
             elif decision == "challenger":
                 self.control.promote(model, version, "challenger")
                 share = self.options.challenger_share
-                if share > 0 and not self.control.state(model).split:
+                split = self.control.state(model).split
+                # A new challenger gets traffic when there is no split, or when the split
+                # gives the challenger none: that was shed for the version it replaces.
+                if share > 0 and (not split or not split.get("challenger")):
                     self.control.split(model, {"champion": 100.0 - share, "challenger": share})
         except PublishError as err:
             log.warning("learner: %s", err)

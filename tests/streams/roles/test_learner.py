@@ -636,6 +636,24 @@ def test_a_snapshot_published_before_a_crash_is_not_registered_twice(offline) ->
     assert line is not None and line.head == 2 and line.learned == 1200
 
 
+def test_a_challenger_snapshot_gets_traffic_again_after_its_predecessor_was_shed(
+    offline,
+) -> None:
+    control = offline["control"]
+    model, rows, _ = train_demo_model("hyperplane", 300)
+    champion(control, offline["table"], "m", model, rows)
+    shed = control.register_and_publish("m", model, "river", reference_rows=rows).version
+    control.promote("m", shed, "challenger")
+    control.split("m", {"champion": 100, "challenger": 0})  # what the operator's shed leaves
+    refresh(control, offline["table"])
+    h = harness(offline, policy="challenger", snapshot_every=300)
+    h.send_all(traffic("m", "hyperplane", 300, label_delay=0.05))
+    h.settle()
+    state = control.state("m")
+    assert state.aliases["challenger"] > shed
+    assert state.split == {"champion": 90.0, "challenger": 10.0}
+
+
 def test_a_snapshot_request_is_answered_once_across_a_crash(offline) -> None:
     control, registry = offline["control"], offline["registry"]
     model, rows, _ = train_demo_model("hyperplane", 300)
