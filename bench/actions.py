@@ -15,8 +15,10 @@ promotes the broken version, waits ``--settle`` seconds, then produces a firing
 The cooldown is 0 and the cap high, so every trial acts. Goal: <= 2 s for both, p99.
 The machine is shared and noisy (2 cores): compare figures from one run.
 
-Hooks at the end print the kill switch's figures (``bench/pause.py``) and the sample
-sizes of the comparison (``bench/lift_sample_sizes.py``) when those modules exist.
+Then, in the same run, the kill switch's figures (``bench/pause.py``: pause -> every
+scorer answering with the fallback, goal <= 1 s) and the outcomes the comparison needs
+to decide lifts of 1, 2 and 5 accuracy points beside a fixed-n test's sample size
+(``bench/lift_sample_sizes.py``).
 
     python bench/actions.py
     python bench/actions.py --trials 20 --rate 200
@@ -190,17 +192,16 @@ def report(name: str, values: list[float]) -> None:
     print(f"{name:<38} p50 {p50:.3f} s  p99 {p99:.3f} s  ({verdict} the {GOAL_S:g} s goal)")
 
 
-def optional_bench(module: str) -> None:
-    """Hook: run ``bench/<module>.py``'s ``summary()`` when that bench exists."""
+def sibling_bench(module: str, argv: list[str]) -> None:
+    """Run ``bench/<module>.py``'s ``main(argv)``: the kill switch's and the comparison's
+    figures print beside the actions' ones, in the same run."""
     path = Path(__file__).with_name(f"{module}.py")
-    if not path.exists():
-        print(f"{module}: not here yet (bench/{module}.py)")
-        return
     spec = importlib.util.spec_from_file_location(f"bench_{module}", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    mod.summary()
+    print(f"\n-- bench/{module}.py")
+    mod.main(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,9 +231,8 @@ def main(argv: list[str] | None = None) -> None:
         out = run_trials(settings, args.trials, args.rate, args.settle)
     report("alert -> action", out["alert_to_action"])
     report("action -> first prediction (restored)", out["action_to_prediction"])
-    # Hooks for the lead: the kill switch (H6) and the comparison's sample sizes (H5).
-    optional_bench("pause")
-    optional_bench("lift_sample_sizes")
+    sibling_bench("pause", ["--trials", str(args.trials)])
+    sibling_bench("lift_sample_sizes", [])
 
 
 if __name__ == "__main__":
