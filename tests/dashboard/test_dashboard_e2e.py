@@ -54,7 +54,7 @@ SHOTS = {
     "drift": ("drift", {"model": "fraud", "feature": "age"}),
     "performance": ("performance", {"model": "fraud"}),
     "alerts": ("alerts", {"model": "fraud"}),
-    "models": ("models", {"model": "churn"}),
+    "models": ("models", {"model": "fraud"}),
     "dead_letters": ("dead_letters", {}),
 }
 
@@ -349,10 +349,13 @@ def test_password_in_a_browser(clickhouse: Any, browser: Chromium, tmp_path: Pat
 DEMO_SETTINGS = {
     "LASTMILE_DEMO_RATE": "300",
     "LASTMILE_DEMO_DRIFT_AFTER": "40",
+    "LASTMILE_DEMO_LABEL_DELAY": "2",
     "LASTMILE_MONITOR_WINDOW": "10s",
     "LASTMILE_MONITOR_ALLOWED_LATENESS": "2s",
     "LASTMILE_MONITOR_SNAPSHOT_INTERVAL": "5s",
-    "LASTMILE_LEARNER_SNAPSHOT_EVERY": "4000",
+    "LASTMILE_LEARNER_SNAPSHOT_EVERY": "6000",
+    "LASTMILE_ACTIONS_COOLDOWN": "5s",
+    "LASTMILE_ACTIONS_MAX_PER_HOUR": "100",
 }
 # The features the demo's drift shifts (FEATURE_DRIFT["agrawal"] in streams/local/simulate.py).
 SHIFTED = ("age", "salary")
@@ -366,7 +369,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
 
     root = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LASTMILE_")}
-    ports = {name: str(free_port()) for name in ("KAFKA_PORT", "CLICKHOUSE_PORT", "DASHBOARD_PORT")}
+    ports = {
+        name: str(free_port())
+        for name in ("KAFKA_PORT", "CLICKHOUSE_PORT", "DASHBOARD_PORT", "GATEWAY_PORT")
+    }
     ports["WEB_PORT"] = str(free_ports(8))  # one per role: web_port + offset
     lastmile = {
         "LASTMILE_DATA_DIR": str(root / "data"),
@@ -436,6 +442,15 @@ def test_the_demo_tells_its_story_in_a_browser(demo: tuple[str, Any], browser: C
     first = flags.index(1.0)
     assert first >= 2 and not any(flags[:first]), flags
     assert sum(flags[first:]) >= len(flags[first:]) - 1, flags
+    # The pictures tell the whole story: wait until the operator has promoted a snapshot
+    # (tests/streams/local/test_demo_heals.py checks the healing itself).
+    while not client.query(
+        "SELECT count() FROM actions WHERE model = 'fraud' AND kind = 'promote' "
+        "AND outcome = 'done'"
+    ).result_rows[0][0]:
+        assert time.monotonic() < deadline + 240, "the demo promoted nothing"
+        time.sleep(3.0)
+    time.sleep(25.0)  # two windows of the new champion on the Performance page
     for name in SHOTS:
         page = shoot(browser, url, name, DOCS)
         if name == "drift":

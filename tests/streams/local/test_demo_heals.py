@@ -77,7 +77,7 @@ def test_the_demo_sheds_the_broken_challenger_and_recovers_from_its_drift(tmp_pa
                 timeout=60,
             )
             assert shown.returncode == 0, shown.stdout + shown.stderr
-            return int(json.loads(shown.stdout)["aliases"]["champion"])
+            return int(json.loads(shown.stdout)["state"]["aliases"]["champion"])
 
         # After the drift: snapshots of the online model, promoted on evidence.
         remaining = DEADLINE_S - (time.monotonic() - started)
