@@ -5,7 +5,8 @@
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-PYTEST_ARGS ?=
+# Two workers: most tests wait on a broker or ClickHouse, so two share the two cores well.
+PYTEST_ARGS ?= -n 2
 
 # The first Python 3.11+ on PATH.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \

@@ -34,7 +34,7 @@ from streams.models import ControlPlane
 ROOT = Path(__file__).resolve().parents[3]
 OPERATE = ROOT / "docs" / "operate"
 PROMETHEUS = shutil.which("prometheus")
-ROLES = ["scorer", "sink", "monitor", "learner"]
+ROLES = ["scorer", "sink", "monitor", "learner", "operator"]
 
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None, reason="needs Prometheus (make prometheus: apt-get install prometheus)"
