@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -64,6 +65,15 @@ def config_command(as_json: bool, docs: bool) -> None:
     echo_rows(describe(settings, sources), as_json, None if as_json else columns)
 
 
+# `lastmile up --demo` heals within minutes, not hours: the learner offers its online model
+# every 20,000 outcomes (100 s of demo traffic, not 100,000), and the operator may act
+# again on one model after 2 minutes (not 10), so shed, snapshot and promote follow.
+DEMO_PACE = {
+    "LASTMILE_LEARNER_SNAPSHOT_EVERY": "20000",
+    "LASTMILE_ACTIONS_COOLDOWN": "2m",
+}
+
+
 @main.command("up")
 @click.option("--demo", is_flag=True, help="Also register the demo models and simulate traffic.")
 @click.option(
@@ -86,6 +96,10 @@ def up_command(demo: bool, roles: str | None, dashboard: bool) -> None:
     from streams.app import ROLES, parse_roles
     from streams.local.stack import Stack
 
+    if demo:
+        # The demo's pace, unless the environment says otherwise: the children read it too.
+        for key, value in DEMO_PACE.items():
+            os.environ.setdefault(key, value)
     settings = load_settings()
     configure_logging(settings.log_level)
     chosen = list(ROLES) if roles is None else (parse_roles(roles) if roles else [])
