@@ -258,8 +258,15 @@ def test_every_dashboard_query_returns_data(running: Running) -> None:
     dashboard = json.loads((OPERATE / "grafana" / "dashboards" / "lastmile.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     assert exprs
-    # Grafana's own variable: the rate window it picks for the scrape interval.
-    empty = [e for e in exprs if not running.query(e.replace("$__rate_interval", "1m"))]
+    # Grafana's own variable: the rate window it picks for the scrape interval. A rate
+    # needs two scrapes of its series, and a series appears with the first value its
+    # role counts (a loaded machine scrapes late): ask again for a while.
+    deadline = time.monotonic() + 30
+    while True:
+        empty = [e for e in exprs if not running.query(e.replace("$__rate_interval", "1m"))]
+        if not empty or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
     assert not empty, f"no data for {empty}"
 
 
