@@ -129,7 +129,7 @@ def test_prometheus_scrapes_every_worker_on_its_web_port() -> None:
             for name in sd["names"]:
                 scraped[name] = sd["port"]
     workers = {n for n, s in LASTMILE.items() if s["command"][0] == "worker"}
-    assert workers == {"scorer", "sink", "monitor", "learner", "operator"}
+    assert workers == {"scorer", "sink", "monitor", "learner", "operator", "gateway"}
     assert set(scraped) == workers
     for name in workers:
         env = {k: _substitute(str(v)) for k, v in LASTMILE[name]["environment"].items()}
