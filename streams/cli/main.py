@@ -66,11 +66,13 @@ def config_command(as_json: bool, docs: bool) -> None:
 
 
 # `lastmile up --demo` heals within minutes, not hours: the learner offers its online model
-# every 20,000 outcomes (100 s of demo traffic, not 100,000), and the operator may act
-# again on one model after 2 minutes (not 10), so shed, snapshot and promote follow.
+# every 20,000 outcomes (100 s of demo traffic, not 100,000), and the operator may repeat
+# an action on one model after 30 s (not 10 min), 20 times an hour (not 3), so each better
+# snapshot the comparison decides on is promoted while the recovery goes on.
 DEMO_PACE = {
     "LASTMILE_LEARNER_SNAPSHOT_EVERY": "20000",
-    "LASTMILE_ACTIONS_COOLDOWN": "2m",
+    "LASTMILE_ACTIONS_COOLDOWN": "30s",
+    "LASTMILE_ACTIONS_MAX_PER_HOUR": "20",
 }
 
 
