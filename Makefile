@@ -6,7 +6,9 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # Two workers: most tests wait on a broker or ClickHouse, so two share the two cores well.
-PYTEST_ARGS ?= -n 2
+# One file to one worker: module fixtures (the README's webhook on port 9000, the browser
+# test's demo stack) then run once.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 # The first Python 3.11+ on PATH.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
