@@ -22,7 +22,7 @@ import msgspec
 import orjson
 
 from streams.roles.gateway.errors import BadRequest
-from streams.roles.gateway.v2 import Answer, InferCall
+from streams.roles.gateway.v2 import Answer, InferCall, decode_request
 
 __all__ = ["parse_predict", "predict_response"]
 
@@ -40,12 +40,7 @@ _decoder = msgspec.json.Decoder(_Predict)
 
 def parse_predict(body: bytes) -> InferCall:
     """The rows of a V1 request; raises :class:`BadRequest` saying what does not fit."""
-    try:
-        request = _decoder.decode(body)
-    except msgspec.ValidationError as err:
-        raise BadRequest(f"not a V1 predict request: {err}") from None
-    except msgspec.DecodeError as err:
-        raise BadRequest(f"invalid JSON: {err}", stage="decode", error_type="undecodable") from None
+    request = decode_request(_decoder, body, "a V1 predict request")
     if not request.instances:
         raise BadRequest("instances is empty: nothing to predict")
     return InferCall(request.instances, request.id or None, request.entity_id)

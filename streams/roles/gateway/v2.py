@@ -35,7 +35,7 @@ import orjson
 
 from streams.roles.gateway.errors import BadRequest
 
-__all__ = ["OUTPUTS", "Answer", "InferCall", "infer_response", "parse_infer"]
+__all__ = ["OUTPUTS", "Answer", "InferCall", "decode_request", "infer_response", "parse_infer"]
 
 #: What every answer holds, as the protocol's output tensors: name -> datatype.
 OUTPUTS = {"score": "FP64", "label": "BYTES", "model_version": "INT64", "variant": "BYTES"}
@@ -96,16 +96,30 @@ class Answer:
     variant: str
 
 
+def decode_request(decoder: msgspec.json.Decoder[Any], raw: bytes, what: str) -> Any:
+    """`raw` decoded by `decoder`; a :class:`BadRequest` naming `what` when it does not fit,
+    a dead letter of stage ``decode`` when it is not JSON at all.
+
+    >>> decode_request(msgspec.json.Decoder(list[int]), b"[1, 2]", "a list")
+    [1, 2]
+    >>> decode_request(msgspec.json.Decoder(list[int]), b'["a"]', "a list")
+    Traceback (most recent call last):
+    ...
+    streams.roles.gateway.errors.BadRequest: not a list: Expected `int`, got `str` - at `$[0]`
+    """
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as err:
+        raise BadRequest(f"not {what}: {err}") from None
+    except msgspec.DecodeError as err:
+        raise BadRequest(f"invalid JSON: {err}", stage="decode", error_type="undecodable") from None
+
+
 def parse_infer(body: bytes, header_length: int | None = None) -> InferCall:
     """The request in `body`; `header_length` is the JSON header's size when the binary
     tensor extension is used. Raises :class:`BadRequest` saying what does not fit."""
     raw = body if header_length is None else body[:header_length]
-    try:
-        request = _decoder.decode(raw)
-    except msgspec.ValidationError as err:
-        raise BadRequest(f"not an inference request: {err}") from None
-    except msgspec.DecodeError as err:
-        raise BadRequest(f"invalid JSON: {err}", stage="decode", error_type="undecodable") from None
+    request = decode_request(_decoder, raw, "an inference request")
     if not request.inputs:
         raise BadRequest("the request has no inputs")
     binary = memoryview(body)[header_length:] if header_length is not None else None
