@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from confluent_kafka import Producer  # noqa: E402
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from schemas import Codec  # noqa: E402
 from streams.config import Settings, load_settings  # noqa: E402
 
@@ -166,12 +167,12 @@ def run_lane(settings: Settings, args: argparse.Namespace, expected: int) -> dic
         while time.perf_counter() < deadline and not lane.failed:
             if first_at is None and lane.stats.batches:
                 first_at = time.perf_counter()
-                thread_cpu, process_cpu = cpu_seconds(tid), cpu_seconds()
+                thread_cpu, process_cpu = cpu_seconds(tid=tid), cpu_seconds()
             if lane.learner.learned() >= expected:
                 break
             time.sleep(0.005)
         done = time.perf_counter()
-        thread_cpu, process_cpu = cpu_seconds(tid) - thread_cpu, cpu_seconds() - process_cpu
+        thread_cpu, process_cpu = cpu_seconds(tid=tid) - thread_cpu, cpu_seconds() - process_cpu
         total = lane.learner.learned()
     finally:
         lane.stop()
@@ -187,14 +188,6 @@ def run_lane(settings: Settings, args: argparse.Namespace, expected: int) -> dic
         "batches": lane.stats.batches,
         "counts": dict(lane.learner.counts),
     }
-
-
-def cpu_seconds(tid: int | None = None) -> float:
-    """CPU time (user + system) of this process, or of its thread `tid`, from /proc."""
-    path = f"/proc/self/task/{tid}/stat" if tid else "/proc/self/stat"
-    with open(path) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def reference_rates(model: Any, learned: list[tuple[dict, str]]) -> tuple[float, float]:

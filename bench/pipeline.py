@@ -36,26 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from streams.local.processes import free_ports  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """utime + stime of a process, in seconds (0 when it is gone).
-
-    >>> cpu_seconds(os.getpid()) > 0
-    True
-    """
-    if pid is None:
-        return 0.0
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    # The command name may hold spaces: the fields start after its closing parenthesis.
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class CpuMeter:
@@ -64,11 +46,11 @@ class CpuMeter:
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
         self.began = time.monotonic()
-        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.start = {name: cpu_seconds(pid, gone=0.0) for name, pid in pids.items()}
 
     def percent(self) -> dict[str, float]:
         elapsed = max(time.monotonic() - self.began, 1e-9)
-        used = {n: cpu_seconds(p) - self.start[n] for n, p in self.pids.items()}
+        used = {n: cpu_seconds(p, gone=0.0) - self.start[n] for n, p in self.pids.items()}
         return {name: round(100.0 * s / elapsed, 2) for name, s in used.items()}
 
 

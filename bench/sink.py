@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Producer  # noqa: E402
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from schemas import Codec  # noqa: E402
 from schemas.wire import encode_long  # noqa: E402
 from streams.config import Settings, load_settings  # noqa: E402
@@ -46,6 +47,8 @@ from streams.local.processes import free_port  # noqa: E402
 from streams.roles.sink import Sink, SinkOptions  # noqa: E402
 from streams.storage import db  # noqa: E402
 from streams.storage.store import EmbeddedStore  # noqa: E402
+
+NAN = float("nan")  # a process already gone has no CPU figure
 
 
 def settings_for(broker: EmbeddedBroker, store: EmbeddedStore, partitions: int) -> Settings:
@@ -63,15 +66,6 @@ def settings_for(broker: EmbeddedBroker, store: EmbeddedStore, partitions: int) 
         topic_partitions=partitions,
         **topics,
     )
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def prediction_values(codec: Codec, n: int, seed: int = 7) -> list[tuple[bytes, bytes, list]]:
@@ -139,7 +133,11 @@ def bench_end_to_end(
 
     db.ensure_schema(settings)  # migrations are not what is measured
     sink = Sink(settings, SinkOptions.from_settings(None, env={}))
-    cpu_before = (cpu_seconds(store.pid), time.process_time(), cpu_seconds(broker.pid))
+    cpu_before = (
+        cpu_seconds(store.pid, gone=NAN),
+        time.process_time(),
+        cpu_seconds(broker.pid, gone=NAN),
+    )
     started = time.perf_counter()
     first_at = None
     sink.start()
@@ -151,7 +149,11 @@ def bench_end_to_end(
         if written >= rows or sink.failed:
             break
     done = time.perf_counter()
-    cpu_after = (cpu_seconds(store.pid), time.process_time(), cpu_seconds(broker.pid))
+    cpu_after = (
+        cpu_seconds(store.pid, gone=NAN),
+        time.process_time(),
+        cpu_seconds(broker.pid, gone=NAN),
+    )
     stats = sink.stats.as_dict()
     sink.stop()
     client = db.connect(settings)
