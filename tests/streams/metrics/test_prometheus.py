@@ -264,12 +264,14 @@ def test_every_dashboard_query_returns_data(running: Running) -> None:
     # Grafana's own variable: the rate window it picks for the scrape interval. A rate
     # needs two scrapes of its series, and a series appears with the first value its
     # role counts (a loaded machine scrapes late): ask again for a while.
-    deadline = time.monotonic() + 30
-    while True:
-        empty = [e for e in exprs if not running.query(e.replace("$__rate_interval", "1m"))]
-        if not empty or time.monotonic() > deadline:
-            break
-        time.sleep(1.0)
+    empty = exprs
+
+    def every_query_has_data() -> bool:
+        nonlocal empty
+        empty = [e for e in empty if not running.query(e.replace("$__rate_interval", "1m"))]
+        return not empty
+
+    wait_for(every_query_has_data, 30, interval=1.0)
     assert not empty, f"no data for {empty}"
 
 
