@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
 from streams.config import Settings
-from streams.kafka.takeover import TAG_HEADER, InFlight, SkipList, Transaction, left_visible
+from streams.kafka.takeover import (
+    TAG_HEADER,
+    InFlight,
+    SkipList,
+    Transaction,
+    left_visible,
+    output_key,
+)
 from streams.kafka.transactional_slot import TransactionalSlot
 from streams.metrics.observed import COMMIT_SECONDS, lane_timer
 
@@ -144,7 +151,10 @@ class LaneDelivery:
         if skip:
             private = self.private_topics
             outputs = [
-                out for out in outputs if out.topic in private or not skip.take(out.topic, out.key)
+                out
+                for out in outputs
+                if out.topic in private
+                or not skip.take(output_key(out.topic, out.key, out.headers))
             ]
         return outputs, header
 
@@ -156,6 +166,19 @@ class LaneDelivery:
             if not self._skip or self._skip.passed(owned):
                 self._skip = None
                 self._owed = None
+
+    def _caught_up(self, consumer: Consumer) -> None:
+        """Idle: once every assigned partition is read to its end, outputs the killed
+        worker left that the replay did not produce again never will be."""
+        if self._skip is None:
+            return
+        for tp in consumer.position(consumer.assignment()):
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0 or tp.offset < high:
+                return
+        if self._skip.caught_up():
+            self._skip = None
+            self._owed = None
 
     def unfinished_tags(self) -> list[str]:
         """Tags of the transactions a killed predecessor (or an abort) left unfinished

@@ -217,6 +217,7 @@ class BatchLane(LaneDelivery):
             # batch never waits for more input once there is some (latency at low rates).
             first = consumer.poll(self.max_wait_s)
             if first is None:
+                self._caught_up(consumer)
                 self.on_idle(consumer, producer)
                 continue
             messages = [first, *consumer.consume(self.max_batch - 1, 0)]

@@ -15,6 +15,12 @@ every output as the ``lastmile-txn`` header. The worker that claims the slot nex
 fences the old producer, reads the journal, and, if that transaction never finished,
 counts what it left visible (:func:`left_visible`, by topic and key). While it replays
 those inputs it skips as many outputs of each topic and key: each record is read once.
+
+A stateful role's outputs are the same on a replay but may come out in other batches
+and another order (the monitor closes a window when its watermark allows, and the
+watermark follows what the fetches brought). Such outputs carry their identity in the
+``lastmile-id`` header (:func:`identity_header`): those are skipped by identity, wherever
+the replay produces them, until the lane has caught up with its inputs.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -35,10 +42,52 @@ from streams.config import Settings
 log = logging.getLogger("lastmile.takeover")
 
 TAG_HEADER = "lastmile-txn"
+IDENTITY_HEADER = "lastmile-id"
 # Producer clocks and the broker's may disagree a little: scan from this much earlier.
 CLOCK_SLACK_MS = 5_000
 
-OutputKey = tuple[str, bytes | None]
+
+class OutputKey(NamedTuple):
+    """What the skip list matches a replayed output on: its topic and key, and its
+    identity when it has one (then the key is left out: the identity says it all)."""
+
+    topic: str
+    key: bytes | None
+    identity: bytes | None = None
+
+
+def identity_header(identity: str) -> tuple[str, bytes]:
+    """The header that names an output whose replay may come in another batch.
+
+    >>> identity_header("m|1|count|60.0")
+    ('lastmile-id', b'm|1|count|60.0')
+    """
+    return (IDENTITY_HEADER, identity.encode())
+
+
+def identity_of(headers: list[tuple[str, bytes]] | None) -> bytes | None:
+    """The ``lastmile-id`` header's value, None without one."""
+    if headers:
+        for name, value in headers:
+            if name == IDENTITY_HEADER:
+                return value
+    return None
+
+
+def output_key(topic: str, key: bytes | str | None, headers: list | None) -> OutputKey:
+    """The skip list's key of an output.
+
+    >>> output_key("t", "k", None)
+    OutputKey(topic='t', key=b'k', identity=None)
+    >>> output_key("t", "k", [identity_header("w1")])
+    OutputKey(topic='t', key=None, identity=b'w1')
+    """
+    identity = identity_of(headers)
+    if identity is not None:
+        return OutputKey(topic, None, identity)
+    if isinstance(key, str):
+        key = key.encode()
+    return OutputKey(topic, key)
 
 
 @dataclass
@@ -154,7 +203,7 @@ class InFlight:
 def left_visible(
     settings: Settings, transaction: Transaction, timeout: float = 60.0
 ) -> collections.Counter[OutputKey]:
-    """How many records of each (topic, key) the unfinished `transaction` left readable.
+    """How many records of each :class:`OutputKey` the unfinished `transaction` left readable.
 
     Scans each output partition from the transaction's start time (``offsets_for_times``)
     to its end for records carrying the transaction's tag.
@@ -194,8 +243,9 @@ def left_visible(
                         todo.discard(where)
                         consumer.incremental_unassign([TopicPartition(*where)])
                         continue
-                if where in todo and tagged_with(message.headers(), tags):
-                    found[(message.topic(), message.key())] += 1
+                headers = message.headers()
+                if where in todo and tagged_with(headers, tags):
+                    found[output_key(message.topic(), message.key(), headers)] += 1
     finally:
         consumer.close()
     return found
@@ -225,14 +275,23 @@ def tagged_with(headers: list[tuple[str, bytes]] | None, tags: set[bytes]) -> bo
 
 
 class SkipList:
-    """The outputs a replay must not send again: counts by (topic, key), used up in the
-    order the replay produces them, and dropped once the replay passed the killed
-    transaction's last inputs.
+    """The outputs a replay must not send again, used up as the replay produces them.
 
-    >>> skip = SkipList(collections.Counter({("p", b"k"): 1}), {("in", 0): 9})
-    >>> skip.take("p", b"k"), skip.take("p", b"k")
+    Outputs without identity are matched by topic and key in the order the replay
+    produces them, and forgotten once the replay passed the killed transaction's last
+    inputs (:meth:`passed`). Outputs with identity are matched by it, wherever they come,
+    and forgotten only once the lane has caught up with its inputs (:meth:`caught_up`).
+
+    >>> skip = SkipList(collections.Counter({OutputKey("p", b"k"): 1}), {("in", 0): 9})
+    >>> skip.take(OutputKey("p", b"k")), skip.take(OutputKey("p", b"k"))
     (True, False)
     >>> skip.passed({("in", 0): 10}), bool(skip)
+    (True, False)
+    >>> late = OutputKey("m", None, b"window-2")
+    >>> skip = SkipList(collections.Counter({late: 1}), {("in", 0): 9})
+    >>> skip.passed({("in", 0): 10}), bool(skip)  # the replay may still produce it
+    (False, True)
+    >>> skip.take(late), bool(skip)
     (True, False)
     """
 
@@ -241,34 +300,45 @@ class SkipList:
     ) -> None:
         self.counts = +counts
         self.last_offsets = dict(last_offsets)
+        self.inputs_passed = False
 
     def __bool__(self) -> bool:
         return bool(self.counts)
 
-    def take(self, topic: str, key: bytes | str | None) -> bool:
-        """True (and one fewer to skip) if an output of `topic` and `key` is to be skipped."""
-        if isinstance(key, str):
-            key = key.encode()
-        n = self.counts.get((topic, key), 0)
+    def take(self, key: OutputKey) -> bool:
+        """True (and one fewer to skip) if an output of `key` is to be skipped."""
+        n = self.counts.get(key, 0)
         if not n:
             return False
         if n == 1:
-            del self.counts[(topic, key)]
+            del self.counts[key]
         else:
-            self.counts[(topic, key)] = n - 1
+            self.counts[key] = n - 1
         return True
 
     def passed(self, positions: Mapping[tuple[str, int], int]) -> bool:
-        """Whether the replay read past every input of the killed transaction it owns
-        (`positions`: next offset per owned partition); if so the list is emptied."""
+        """Whether the list is done with, now the replay reads from `positions` (next
+        offset per owned partition): once past every input of the killed transaction
+        it owns, outputs without identity are forgotten; True when nothing is left."""
         owned = [(tp, last) for tp, last in self.last_offsets.items() if tp in positions]
-        if all(positions[tp] > last for tp, last in owned):
-            if self.counts:
-                log.warning(
-                    "takeover: %d records the killed worker left were not met again in the "
-                    "replay (its inputs went to another worker, or a model changed)",
-                    sum(self.counts.values()),
-                )
-            self.counts.clear()
-            return True
-        return False
+        if not self.inputs_passed and all(positions[tp] > last for tp, last in owned):
+            self.inputs_passed = True
+            anonymous = [k for k in self.counts if k.identity is None]
+            self._forget(anonymous, "its inputs went to another worker, or a model changed")
+        return not self.counts
+
+    def caught_up(self) -> bool:
+        """The lane read all its inputs after passing the killed transaction's: what was
+        not met again never will be. True when the list is done with."""
+        if self.inputs_passed:
+            self._forget(list(self.counts), "the replay caught up without producing them")
+        return not self.counts
+
+    def _forget(self, keys: list[OutputKey], why: str) -> None:
+        left = sum(self.counts.pop(k) for k in keys)
+        if left:
+            log.warning(
+                "takeover: %d records the killed worker left were not met again in the replay (%s)",
+                left,
+                why,
+            )

@@ -10,11 +10,12 @@ from monitors.aggregate import PredictionSketch
 from monitors.events import AlertEvent, MetricValue
 from monitors.windows import ClosedWindow
 from streams.kafka.lane import Output
+from streams.kafka.takeover import identity_header
 from streams.records import alert_to_avro, metric_to_avro
 
 log = logging.getLogger("lastmile.monitor")
 
-__all__ = ["WindowEmission"]
+__all__ = ["WindowEmission", "alert_identity", "metric_identity"]
 
 
 class WindowEmission:
@@ -64,10 +65,31 @@ class WindowEmission:
                 "MonitorMetric", [metric_to_avro(m, now_ms) for m in metrics], s.topic_metrics
             )
             out += [
-                Output(s.topic_metrics, value, m.model, headers)
+                Output(s.topic_metrics, value, m.model, [*headers, metric_identity(m)])
                 for m, (value, headers) in zip(metrics, encoded, strict=True)
             ]
         for a in alerts:
             value, headers = self.codec.encode("Alert", alert_to_avro(a), s.topic_alerts)
-            out.append(Output(s.topic_alerts, value, a.model, headers))
+            out.append(Output(s.topic_alerts, value, a.model, [*headers, alert_identity(a)]))
         return out
+
+
+# A replay emits the same metrics and alerts, but maybe in other batches (a window closes
+# when the watermark allows): the identity lets the lane skip what a killed worker left
+# visible wherever the replay emits it again (streams/kafka/takeover.py).
+
+
+def metric_identity(m: MetricValue) -> tuple[str, bytes]:
+    """The ``lastmile-id`` header of a metric record: which value of which window.
+
+    >>> metric_identity(MetricValue("m", "1", 60.0, 120.0, "psi", "x", 0.1))
+    ('lastmile-id', b'm|1|None|psi|x|60.0|120.0')
+    """
+    parts = (m.model, m.version, m.segment, m.metric, m.feature, m.window_start, m.window_end)
+    return identity_header("|".join(map(str, parts)))
+
+
+def alert_identity(a: AlertEvent) -> tuple[str, bytes]:
+    """The ``lastmile-id`` header of an alert record: which transition of which rule."""
+    parts = (a.rule, a.model, a.version, a.segment, a.metric, a.feature, a.state, a.ts)
+    return identity_header("|".join(map(str, parts)))

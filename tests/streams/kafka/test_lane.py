@@ -169,7 +169,7 @@ def test_a_lane_switched_to_at_least_once_after_a_crash_is_not_stalled(
     visible = left_visible(settings, killed)  # readable now that it is fenced
     assert visible, "the killed transaction left nothing readable: the test needs some"
 
-    keys = sorted(key for _topic, key in visible)
+    keys = sorted(key for _topic, key, _identity in visible)
     producer = Producer(settings.producer_config())
     for i, key in enumerate(keys):
         producer.produce(settings.topic_requests, f"r{REQUESTS + i}".encode(), key)
