@@ -25,6 +25,7 @@ import importlib.util
 import io
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -148,6 +149,12 @@ class Chromium:
                     if "error" in reply:
                         raise RuntimeError(f"{method}: {reply['error']}")
                     return reply.get("result", {})
+            # A silent Chromium must not hang the suite: wait for the pipe at most until
+            # the deadline, then fall through to the TimeoutError.
+            remaining = max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._receive], [], [], remaining)
+            if not ready:
+                break
             chunk = self._receive.read(1 << 16)
             if not chunk:
                 raise RuntimeError("Chromium closed the DevTools pipe")
@@ -414,12 +421,18 @@ def _healthy(url: str) -> bool:
         return False
 
 
+# The demo's story takes minutes of real time: start-up (up to 240 s), the drift's alert,
+# the operator's promotion and six screenshots. The suite-wide 300 s (which counts the
+# fixture's set-up too) is for tests that should be quick; this one has its own budget.
+@pytest.mark.timeout(900)
 def test_the_demo_tells_its_story_in_a_browser(demo: tuple[str, Any], browser: Chromium) -> None:
     """The demo's drift raises the drift alert and shows on the drift page: windows of a
     shifted feature flagged once the drift began, none before; then every page is
     screenshot under docs/."""
     url, client = demo
-    deadline = time.monotonic() + 300
+    # One budget for the alert and the promotion together: under load the alert comes
+    # late and the promotion follows it closely, so two separate limits fail spuriously.
+    deadline = time.monotonic() + 480
     while True:
         fired = client.query(
             "SELECT feature FROM alerts WHERE model = 'fraud' AND version = 1 "
@@ -429,7 +442,7 @@ def test_the_demo_tells_its_story_in_a_browser(demo: tuple[str, Any], browser: C
         ).result_rows
         if fired:
             break
-        assert time.monotonic() < deadline, "the demo's drift raised no alert in 5 minutes"
+        assert time.monotonic() < deadline, "the demo's drift raised no alert in 8 minutes"
         time.sleep(3.0)
     # What the drift page plots for the shifted feature: calm windows, then drifted ones.
     windows = client.query(
@@ -451,7 +464,7 @@ def test_the_demo_tells_its_story_in_a_browser(demo: tuple[str, Any], browser: C
         "SELECT count() FROM actions WHERE model = 'fraud' AND kind = 'promote' "
         "AND outcome = 'done'"
     ).result_rows[0][0]:
-        assert time.monotonic() < deadline + 240, "the demo promoted nothing"
+        assert time.monotonic() < deadline, "the demo promoted nothing in 8 minutes"
         time.sleep(3.0)
     time.sleep(25.0)  # two windows of the new champion on the Performance page
     for name in SHOTS:
