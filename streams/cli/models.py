@@ -17,22 +17,20 @@ import click
 import orjson
 
 from streams.cli.compare import compare_command
+from streams.cli.control_changes import JSON_OPTION, control_plane, echo_change
 from streams.cli.message_text import iso_millis
 from streams.cli.model_inputs import is_model_source, read_rows, resolve_python_path
+from streams.cli.pause import pause_command, resume_command
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
 from streams.models import (
     FLAVORS,
     ControlError,
-    ControlEvent,
-    ControlPlane,
     ModelState,
     ModelVersion,
     Registry,
     RegistryError,
 )
-
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
 class ModelsGroup(click.Group):
@@ -51,15 +49,6 @@ class ModelsGroup(click.Group):
                 click.echo(f"lastmile models: Kafka: {err}", err=True)
                 ctx.exit(1)
             raise
-
-
-def _plane(ctx: click.Context) -> ControlPlane:
-    no_publish = False
-    node: click.Context | None = ctx
-    while node is not None:  # the flag lives on this group, wherever it is mounted
-        no_publish = no_publish or bool(node.params.get("no_publish"))
-        node = node.parent
-    return ControlPlane(settings_from_context(ctx), publish=not no_publish)
 
 
 def _registry(ctx: click.Context) -> Registry:
@@ -81,17 +70,6 @@ def models(no_publish: bool) -> None:
         lastmile models promote fraud 1
         lastmile models list
     """
-
-
-def _echo_event(change: ControlEvent, as_json: bool, message: str) -> None:
-    if as_json:
-        click.echo(orjson.dumps(change.event, option=orjson.OPT_INDENT_2).decode())
-        return
-    if not change.changed:
-        message += " (nothing to change)"
-    elif not change.published:
-        message += " (not published: --no-publish)"
-    click.echo(message)
 
 
 def version_rows(state: ModelState, versions: list[ModelVersion]) -> list[dict[str, Any]]:
@@ -219,7 +197,7 @@ def register_command(
         raise RegistryError(f"--metrics is not a JSON object: {err}") from None
     if metric_values is not None and not isinstance(metric_values, dict):
         raise RegistryError("--metrics is not a JSON object")
-    plane = _plane(ctx)
+    plane = control_plane(ctx)
     with plane:
         mv = plane.register_and_publish(
             name,
@@ -253,7 +231,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     Example:
         lastmile models list --json
     """
-    echo_rows(model_rows(_plane(ctx).states()), as_json)
+    echo_rows(model_rows(control_plane(ctx).states()), as_json)
 
 
 @models.command("show")
@@ -269,7 +247,7 @@ def show_command(ctx: click.Context, name: str, version: str | None, as_json: bo
         lastmile models show fraud
         lastmile models show fraud 3 --json
     """
-    plane = _plane(ctx)
+    plane = control_plane(ctx)
     state = plane.state(name)
     registry = plane.registry
     if version is None:
@@ -345,11 +323,11 @@ def promote_command(ctx: click.Context, name: str, version: str, alias: str, as_
         lastmile models promote fraud 3
         lastmile models promote fraud 4 --alias challenger
     """
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         change = plane.promote(name, version, alias)
     previous = change.detail.get("previous")
     was = f" (was v{previous})" if previous else ""
-    _echo_event(change, as_json, f"{name}: {alias} -> v{change.state.aliases[alias]}{was}")
+    echo_change(change, as_json, f"{name}: {alias} -> v{change.state.aliases[alias]}{was}")
 
 
 @models.command("split")
@@ -379,10 +357,10 @@ def split_command(
             parsed[alias] = float(raw)
         except ValueError:
             raise ControlError(f"split weight {item!r}: {raw!r} is not a number") from None
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         change = plane.split(name, parsed)
     text = _split_text(change.state) or "off (all champion)"
-    _echo_event(change, as_json, f"{name}: split {text}")
+    echo_change(change, as_json, f"{name}: split {text}")
 
 
 @models.command("shadow")
@@ -403,10 +381,10 @@ def shadow_command(
     """
     if off == (version is not None):
         raise ControlError("give a VERSION to shadow, or --off")
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         change = plane.shadow(name, None if off else version)
     shadow = change.state.shadow
-    _echo_event(change, as_json, f"{name}: shadow {'v' + str(shadow) if shadow else 'off'}")
+    echo_change(change, as_json, f"{name}: shadow {'v' + str(shadow) if shadow else 'off'}")
 
 
 @models.command("rollback")
@@ -421,9 +399,9 @@ def rollback_command(ctx: click.Context, name: str, alias: str, as_json: bool) -
     Example:
         lastmile models rollback fraud
     """
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         change = plane.rollback(name, alias)
-    _echo_event(
+    echo_change(
         change,
         as_json,
         f"{name}: {alias} -> v{change.detail['version']} (rolled back from v"
@@ -444,11 +422,11 @@ def retire_command(ctx: click.Context, name: str, version: str, force: bool, as_
     Example:
         lastmile models retire fraud 2
     """
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         change = plane.retire(name, version, force=force)
     removed = change.detail.get("aliases_removed")
     extra = f" (removed aliases: {removed})" if removed else ""
-    _echo_event(change, as_json, f"{name}: version {version.lstrip('v')} retired{extra}")
+    echo_change(change, as_json, f"{name}: version {version.lstrip('v')} retired{extra}")
 
 
 @models.command("publish")
@@ -465,7 +443,7 @@ def publish_command(ctx: click.Context, name: str | None, as_json: bool) -> None
     Example:
         lastmile models publish
     """
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         changes = plane.announce(name)
     if as_json:
         click.echo(orjson.dumps([c.event for c in changes], option=orjson.OPT_INDENT_2).decode())
@@ -506,6 +484,8 @@ def verify_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
         raise RegistryError(f"{len(bad)} artifact(s) failed verification")
 
 
-models.add_command(compare_command)  # lastmile models compare: streams/cli/compare.py
-# pause/resume live in their own module and join this group (imported last: it imports this one)
-from streams.cli import pause as _pause  # noqa: E402, F401
+# Commands kept in modules of their own: compare (streams/cli/compare.py), the kill
+# switch (streams/cli/pause.py).
+models.add_command(compare_command)
+models.add_command(pause_command)
+models.add_command(resume_command)

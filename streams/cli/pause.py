@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import click
 
-from streams.cli.models import JSON_OPTION, _echo_event, _plane, models
+from streams.cli.control_changes import JSON_OPTION, control_plane, echo_change
 from streams.models import ControlError
 
 __all__ = ["pause_command", "resume_command"]
 
 
-@models.command("pause")
+@click.command("pause")
 @click.argument("name")
 @click.option(
     "--fallback-score",
@@ -66,7 +66,7 @@ def pause_command(
         raise ControlError(
             "give a fallback: --fallback-score and/or --fallback-label, or --fallback-version N"
         )
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         change = plane.pause(
             name,
             fallback_score=fallback_score,
@@ -75,10 +75,10 @@ def pause_command(
         )
     pause = change.state.pause
     assert pause is not None  # pause() either sets it or raises
-    _echo_event(change, as_json, f"{name}: paused, answering with the fallback {pause.describe()}")
+    echo_change(change, as_json, f"{name}: paused, answering with the fallback {pause.describe()}")
 
 
-@models.command("resume")
+@click.command("resume")
 @click.argument("name")
 @JSON_OPTION
 @click.pass_context
@@ -91,10 +91,10 @@ def resume_command(ctx: click.Context, name: str, as_json: bool) -> None:
     Example:
         lastmile models resume fraud
     """
-    with _plane(ctx) as plane:
+    with control_plane(ctx) as plane:
         change = plane.resume(name)
     champion = change.state.champion
     message = f"{name}: resumed, champion {f'v{champion}' if champion else 'none'}"
     if not change.changed:
         message = f"{name}: not paused"
-    _echo_event(change, as_json, message)
+    echo_change(change, as_json, message)
