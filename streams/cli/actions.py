@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from streams.cli.one_line_errors import OneLineErrors
 from streams.cli.tables import echo_rows
 from streams.config import ConfigError, Settings, settings_from_context
 from streams.models import ControlError, ControlEvent, ControlPlane, RegistryError
@@ -34,22 +35,11 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-class ActionsGroup(click.Group):
+class ActionsGroup(OneLineErrors):
     """Turns configuration, registry and broker errors into one line and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (ConfigError, RegistryError) as err:
-            click.echo(f"lastmile actions: {err}", err=True)
-            ctx.exit(1)
-        except Exception as err:  # the CLI words every failure; Kafka's are told apart below
-            from confluent_kafka import KafkaException
-
-            if isinstance(err, KafkaException | TimeoutError):
-                click.echo(f"lastmile actions: Kafka: {err}", err=True)
-                ctx.exit(1)
-            raise
+    prefix = "lastmile actions"
+    expected = (ConfigError, RegistryError)
 
 
 def since_ms(text: str, now_ms: int | None = None) -> int:

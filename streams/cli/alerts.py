@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from monitors.events import AlertEvent
+from streams.cli.one_line_errors import OneLineErrors
 from streams.cli.tables import echo_rows
 from streams.config import ConfigError, Settings, settings_from_context
 
@@ -30,22 +31,11 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-class AlertsGroup(click.Group):
+class AlertsGroup(OneLineErrors):
     """Turns configuration and broker errors into one line and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (ConfigError, ValueError) as err:  # ValueError: a LASTMILE_MONITOR_* value
-            click.echo(f"lastmile alerts: {err}", err=True)
-            ctx.exit(1)
-        except Exception as err:  # the CLI words every failure; Kafka's are told apart below
-            from confluent_kafka import KafkaException
-
-            if isinstance(err, KafkaException | TimeoutError):
-                click.echo(f"lastmile alerts: Kafka: {err}", err=True)
-                ctx.exit(1)
-            raise
+    prefix = "lastmile alerts"
+    expected = (ConfigError, ValueError)  # ValueError: a LASTMILE_MONITOR_* value
 
 
 def read_alerts(settings: Settings, timeout: float = 30.0) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import threading
 
 import click
 
+from streams.cli.one_line_errors import OneLineErrors
 from streams.cli.tables import echo_rows
 from streams.config import ConfigError, describe, load_settings, load_settings_with_sources
 from streams.local.processes import ProcessError
@@ -27,15 +28,12 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-class LastmileGroup(click.Group):
+class LastmileGroup(OneLineErrors):
     """Turns a configuration or start-up failure into one clear line and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except (ConfigError, ProcessError) as err:
-            click.echo(f"lastmile: {err}", err=True)
-            ctx.exit(1)
+    prefix = "lastmile"
+    expected = (ConfigError, ProcessError)
+    kafka_errors = False
 
 
 @click.group(cls=LastmileGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -20,6 +20,7 @@ from streams.cli.compare import compare_command
 from streams.cli.control_changes import JSON_OPTION, control_plane, echo_change
 from streams.cli.message_text import iso_millis
 from streams.cli.model_inputs import is_model_source, read_rows, resolve_python_path
+from streams.cli.one_line_errors import OneLineErrors
 from streams.cli.pause import pause_command, resume_command
 from streams.cli.tables import echo_rows, format_table
 from streams.config import ConfigError, settings_from_context
@@ -33,22 +34,11 @@ from streams.models import (
 )
 
 
-class ModelsGroup(click.Group):
+class ModelsGroup(OneLineErrors):
     """Turns registry, control-plane and broker errors into one line and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (RegistryError, ConfigError) as err:
-            click.echo(f"lastmile models: {err}", err=True)
-            ctx.exit(1)
-        except Exception as err:  # the CLI words every failure; Kafka's are told apart below
-            from confluent_kafka import KafkaException
-
-            if isinstance(err, KafkaException):
-                click.echo(f"lastmile models: Kafka: {err}", err=True)
-                ctx.exit(1)
-            raise
+    prefix = "lastmile models"
+    expected = (RegistryError, ConfigError)
 
 
 def _registry(ctx: click.Context) -> Registry:
