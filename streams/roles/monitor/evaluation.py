@@ -90,6 +90,13 @@ def metric_identity(m: MetricValue) -> tuple[str, bytes]:
 
 
 def alert_identity(a: AlertEvent) -> tuple[str, bytes]:
-    """The ``lastmile-id`` header of an alert record: which transition of which rule."""
+    """The ``lastmile-id`` header of an alert record: which transition of which rule.
+    The time is the window's end, not the wall clock, so a replay gives the same id.
+
+    >>> a = AlertEvent("m", "1", "drift", "drift", "x", 0.4, 0.2, "warning",
+    ...                state="firing", rule="feature_drift", ts=120.0)
+    >>> alert_identity(a)
+    ('lastmile-id', b'feature_drift|m|1|None|drift|x|firing|120.0')
+    """
     parts = (a.rule, a.model, a.version, a.segment, a.metric, a.feature, a.state, a.ts)
     return identity_header("|".join(map(str, parts)))
