@@ -375,9 +375,8 @@ def run_kserve(python: Path, model_path: Path, tmp: Path, seconds: float, rate: 
 def _run_child(
     server: Server, command: list[str], log: Path, seconds: float, rate: float
 ) -> Figures:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     try:
-        server.start(command, env, log, 120)
+        server.start(command, SideVenv.env(), log, 120)
         return measure(server, seconds, rate)
     finally:
         server.stop()

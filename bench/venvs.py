@@ -17,6 +17,7 @@ while they do):
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -58,6 +59,16 @@ class SideVenv:
     def _marker(self) -> Path:
         return self.path / MARKER
 
+    @staticmethod
+    def env() -> dict[str, str]:
+        """This process's environment for a side virtualenv's processes (pip included):
+        without PYTHONPATH, which would put lastmile's checkout before their packages.
+
+        >>> "PYTHONPATH" in SideVenv.env()
+        False
+        """
+        return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
     def _wanted(self) -> str:
         return "".join(f"{p}\n" for p in self.packages)
 
@@ -78,9 +89,10 @@ class SideVenv:
         start = time.monotonic()
         if not self.python.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-m", "venv", str(self.path)], check=True)
+            venv = [sys.executable, "-m", "venv", str(self.path)]
+            subprocess.run(venv, check=True, env=self.env())
         pip = [str(self.python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, *self.packages], check=True)
+        subprocess.run([*pip, *self.packages], check=True, env=self.env())
         self._marker.write_text(self._wanted())
         say(f"made {self.path} in {time.monotonic() - start:.0f} s")
         return self.python

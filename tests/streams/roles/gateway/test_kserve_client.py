@@ -93,9 +93,9 @@ def kserve_python() -> Path:
 
 
 def run_kserve_client(python: Path, url: str) -> dict:
-    done = subprocess.run(
-        [str(python), "-c", CLIENT_SCRIPT, url], capture_output=True, text=True, timeout=120
-    )
+    command = [str(python), "-c", CLIENT_SCRIPT, url]
+    env = kserve_client_venv().env()  # no PYTHONPATH: kserve's packages, not this checkout
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
