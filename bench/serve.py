@@ -13,8 +13,8 @@ bench/scoring.py) is served three ways, each as its own process on 127.0.0.1:
 
 MLServer and KServe cannot share lastmile's environment (MLServer 1.7 downgrades
 starlette 1.x to 0.46 and fastapi; kserve pins pandas < 3), so the bench makes its own
-virtualenv for them, ``.lastmile/bench-venv``, from the package index (once; later runs
-reuse it). Each server gets the model as a pickle (same object, same River version).
+virtualenv for them, ``.lastmile/bench-venv``, from the package index (bench/venvs.py: once;
+later runs reuse it). Each server gets the model as a pickle (same object, same River version).
 
 Every server is sent the same Open Inference Protocol (V2) JSON request, one input per
 feature, by a load generator in this process (raw asyncio HTTP/1.1 on kept-alive
@@ -53,10 +53,10 @@ sys.path.insert(0, str(ROOT))
 
 from scoring import FEATURES, train_model  # noqa: E402
 
+from bench.venvs import SideVenv  # noqa: E402
 from streams.config import Settings, load_settings, settings_env  # noqa: E402
 from streams.local.processes import free_port  # noqa: E402
 
-BENCH_VENV = ROOT / ".lastmile" / "bench-venv"
 GOAL_VS_MLSERVER = 2.0
 GOAL_P99_MS = 5.0
 GOAL_ROWS = 50_000
@@ -259,26 +259,14 @@ def bench_python() -> Path | None:
     """The bench virtualenv's python with mlserver, kserve and this River, made if missing."""
     import river
 
-    python = BENCH_VENV / "bin" / "python"
-    # Versions, not imports: mlserver and kserve cannot be imported into one process (both
-    # register the protocol's protobuf messages), though each runs on its own.
-    probe = (
-        "from importlib.metadata import version as v; v('mlserver'); v('kserve'); print(v('river'))"
-    )
-    check = [str(python), "-c", probe]
-    if python.exists():
-        found = subprocess.run(check, capture_output=True, text=True)
-        if found.returncode == 0 and found.stdout.strip() == river.__version__:
-            return python
-    print(f"  making {BENCH_VENV} (mlserver, kserve, river=={river.__version__}): once")
+    # mlserver and kserve cannot be imported into one process (both register the
+    # protocol's protobuf messages), though each runs on its own.
+    venv = SideVenv("bench", ("mlserver", "kserve", f"river=={river.__version__}"))
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-        pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "mlserver", "kserve", f"river=={river.__version__}"], check=True)
+        return venv.make()
     except subprocess.CalledProcessError as err:
         print(f"  cannot make the bench virtualenv ({err}): MLServer and KServe skipped")
         return None
-    return python
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -387,9 +375,8 @@ def run_kserve(python: Path, model_path: Path, tmp: Path, seconds: float, rate: 
 def _run_child(
     server: Server, command: list[str], log: Path, seconds: float, rate: float
 ) -> Figures:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     try:
-        server.start(command, env, log, 120)
+        server.start(command, SideVenv.env(), log, 120)
         return measure(server, seconds, rate)
     finally:
         server.stop()

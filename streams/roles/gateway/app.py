@@ -89,6 +89,8 @@ class GatewayApp:
             return 200, generate_latest(), CONTENT_TYPE_LATEST.encode()
         if parts == ["v2", "health", "live"]:
             return _json(200, {"live": True})
+        if parts == [""]:  # V1 liveness, as KServe's server answers it (its client asks)
+            return _json(200, {"status": "alive"})
         if parts == ["v2", "health", "ready"]:
             ready = inference.ready
             return _json(200 if ready else 503, {"ready": ready})

@@ -72,8 +72,8 @@ def test_httpx_v2_one_matrix_input_named_by_columns(gateway: Gateway) -> None:
 
 
 def test_v1_predict_answers_each_instance(gateway: Gateway) -> None:
-    # The kserve package's client would do this, but kserve 0.21 pins pandas < 3: it cannot
-    # share this environment (pandas 3.1), so plain httpx speaks V1 in its place.
+    # kserve's own client speaks V1 too (test_kserve_client.py, from a side virtualenv);
+    # this one needs nothing beyond this environment.
     body = {"instances": [{"x": 1.0}, {"x": 4.0}], "id": "v1req"}
     response = httpx.post(f"{gateway.url}/v1/models/m:predict", json=body)
     assert response.status_code == 200, response.text
