@@ -170,14 +170,17 @@ def _answer(
         except ValueError:
             payload = response.text
         if response.status_code == 200:
-            [p] = payload["predictions"]
-            return {
-                "version": p["model_version"],
-                "variant": p["variant"],
-                "score": p["score"],
-                "label": p["label"],
-                "latency_ms": latency_ms,
-            }, None
+            try:
+                [p] = payload["predictions"]
+                return {
+                    "version": p["model_version"],
+                    "variant": p["variant"],
+                    "score": p["score"],
+                    "label": p["label"],
+                    "latency_ms": latency_ms,
+                }, None
+            except (KeyError, TypeError, ValueError):  # something else listens there
+                return {"error": f"gateway: not a V1 predict answer: {str(payload)[:200]}"}, None
         if response.status_code == 503:  # the gateway, not the row: try again shortly
             busy = row_error(503, payload)
             time.sleep(min(_RETRY_S, max(deadline - time.monotonic(), 0)))

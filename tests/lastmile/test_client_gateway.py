@@ -5,19 +5,22 @@ when no gateway listens."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
-from client_stack import trained_model, training_frame
+from client_stack import trained_model, training_frame, wait_for
 
 import lastmile
 from schemas import Codec
 from streams.config import Settings
 from streams.kafka.topics import read_to_end
 from streams.local.processes import free_port
-from streams.roles.gateway import CALLER
+from streams.roles.gateway import CALLER, GatewayRole
 
 
 @pytest.fixture
@@ -113,3 +116,28 @@ def test_what_the_gateway_cannot_carry_is_refused_before_anything_is_sent(
     with pytest.raises(lastmile.ClientError, match="URL"):
         lastmile.Client(gateway="127.0.0.1:8080")
     assert client.score("card", pd.DataFrame(columns=["amount", "age"])).empty
+
+
+def test_a_gateway_that_is_not_ready_is_retried_until_the_timeout(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """A real gateway with no broker to read models.events from answers 503 to every
+    row: the client tries again until ``timeout``, then keeps what it has."""
+    lost = dataclasses.replace(
+        stack, kafka_port=free_port(), gateway_port=free_port(), data_dir=tmp_path
+    )
+    gateway = GatewayRole(lost)
+    gateway.start()
+    try:
+        url = f"http://127.0.0.1:{lost.gateway_port}"
+        assert wait_for(lambda: httpx.get(f"{url}/v2/health/ready").status_code == 503, 30, "up")
+        with (
+            lastmile.Client(settings=lost, gateway=url) as waiting,
+            pytest.raises(lastmile.ScoreTimeout, match="models.events") as caught,
+        ):
+            waiting.score("card", [{"amount": 1.0, "age": 30}, {"amount": 2.0, "age": 40}], 1.5)
+    finally:
+        gateway.stop(10)
+    err = caught.value
+    assert len(err.missing) == 2 and list(err.frame["request_id"]) == err.missing
+    assert err.frame["error"].tolist() == ["no answer yet"] * 2
