@@ -49,7 +49,7 @@ from streams.config import Settings
 __all__ = ["IN_FLIGHT", "gateway_url", "predict_body", "row_error", "score_over_http"]
 
 _RETRY_S = 0.2  # between two tries of a row the gateway answered 503 (not ready yet)
-#: Requests in flight at once (httpx's default pool keeps 10 connections alive).
+#: Requests in flight at once (within the 20 connections httpx's default pool keeps alive).
 IN_FLIGHT = 8
 
 
@@ -111,14 +111,14 @@ def score_over_http(
     requests = scoring_requests(model, features, entity_ids, None, event_time_ms)
     codec = codec or Codec.from_settings(settings)
     encode_requests(codec, requests, index, settings.topic_requests)
-    path = f"{url}/v1/models/{quote(model, safe='')}:predict"
     deadline = time.monotonic() + timeout
     answers: dict[str, dict[str, Any]] = {}
     last_refusal = ""
-    # A few requests in flight: one at a time, each row waits for the one before it and
-    # its Kafka write; answers are matched by request id, so their order does not matter.
+    # Several requests in flight: one after another, each row would wait for the answer to
+    # the one before it, its Kafka write included. Answers are matched by request id, so
+    # the order they come in does not matter.
     with ThreadPoolExecutor(min(IN_FLIGHT, len(requests))) as pool:
-        futures = [pool.submit(_answer, http, path, r, deadline) for r in requests]
+        futures = [pool.submit(_answer, http, url, model, r, deadline) for r in requests]
         try:
             for request, future in zip(requests, futures, strict=True):
                 answer, busy = future.result()
@@ -143,9 +143,10 @@ def score_over_http(
 
 
 def _answer(
-    http: httpx.Client, path: str, request: Mapping[str, Any], deadline: float
+    http: httpx.Client, url: str, model: str, request: Mapping[str, Any], deadline: float
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(the row's answer or None if none came in time, the last 503's reason)."""
+    path = f"{url}/v1/models/{quote(model, safe='')}:predict"
     body, busy = predict_body(request), None
     while (remaining := deadline - time.monotonic()) > 0:
         began = time.perf_counter()
@@ -158,7 +159,7 @@ def _answer(
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as err:
             raise GatewayUnavailable(
-                f"the gateway at {path.split('/v1/')[0]} does not answer ({type(err).__name__}: "
+                f"the gateway at {url} does not answer ({type(err).__name__}: "
                 f"{err}): start it (`lastmile up` runs it, or `lastmile worker --roles "
                 'gateway`), or score through Kafka (`via="kafka"`)'
             ) from None
