@@ -1,5 +1,5 @@
-"""``client.score`` through the gateway over real HTTP, on the embedded stack (``stack`` in
-conftest.py, its gateway running): the same frame as through Kafka, the same per-row
+"""``client.score`` through the gateway over real HTTP, on the embedded stack (``stack``,
+from client_stack.py, its gateway running): the same frame as through Kafka, the same per-row
 reasons, each answer on ``scoring.predictions`` with caller ``http``; and a clear error
 when no gateway listens."""
 
@@ -13,7 +13,12 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from client_stack import trained_model, training_frame, wait_for
+from client_stack import (
+    running_stack,  # noqa: F401 (the stack fixture)
+    trained_model,
+    training_frame,
+    wait_for,
+)
 
 import lastmile
 from schemas import Codec

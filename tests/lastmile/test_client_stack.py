@@ -2,8 +2,8 @@
 Python, rows scored through Kafka by a running scorer, and what the sink stored read back
 as DataFrames (predictions, the monitor's metrics and alerts).
 
-One stack for the module (``stack`` in conftest.py): topics and a database of its own,
-and a scorer, a sink and a monitor running in this process.
+One stack for the module (``stack``, from client_stack.py): topics and a database of its
+own, and a scorer, a sink and a monitor (and a gateway) running in this process.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from collections.abc import Iterator
 
 import pandas as pd
 import pytest
-from client_stack import FEATURES, trained_model, training_frame, wait_for
+from client_stack import (
+    FEATURES,
+    running_stack,  # noqa: F401 (the stack fixture)
+    trained_model,
+    training_frame,
+    wait_for,
+)
 
 import lastmile
 from schemas import Codec
