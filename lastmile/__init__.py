@@ -1,11 +1,11 @@
 """``import lastmile``: the Python face of a lastmile stack, for notebooks and services.
 
 One :class:`Client` reaches the stack (``lastmile up`` on this machine by default): its
-models (``client.models``), scoring through Kafka (``client.score``), what ClickHouse
-stored (``client.predictions``, ``client.metrics``, ``client.alerts``) and simulated
-traffic (``client.simulate``). :func:`register` registers a model in one call. Every
-error raised on purpose is a :class:`LastmileError`. The ``lastmile`` commands run the
-same functions underneath.
+models (``client.models``), scoring through Kafka or the gateway (``client.score``),
+what ClickHouse stored (``client.predictions``, ``client.metrics``, ``client.alerts``)
+and simulated traffic (``client.simulate``). :func:`register` registers a model in one
+call. Every error raised on purpose is a :class:`LastmileError`. The ``lastmile``
+commands run the same functions underneath.
 
 >>> import tempfile
 >>> from river import linear_model
@@ -28,13 +28,20 @@ from __future__ import annotations
 from typing import Any
 
 from lastmile.client import Client
-from lastmile.errors import ClientError, LastmileError, ScoreTimeout, StoreUnavailable
+from lastmile.errors import (
+    ClientError,
+    GatewayUnavailable,
+    LastmileError,
+    ScoreTimeout,
+    StoreUnavailable,
+)
 from lastmile.models import Models
 from streams.models import ModelVersion
 
 __all__ = [
     "Client",
     "ClientError",
+    "GatewayUnavailable",
     "LastmileError",
     "Models",
     "ScoreTimeout",

@@ -7,8 +7,8 @@ client adds its own for what only it does (waiting for predictions, reading Clic
 >>> err = ScoreTimeout("2 of 3 requests unanswered", missing=["r1", "r2"])
 >>> err.missing, isinstance(err, ClientError), isinstance(err, TimeoutError)
 (['r1', 'r2'], True, True)
->>> issubclass(StoreUnavailable, LastmileError)
-True
+>>> issubclass(StoreUnavailable, LastmileError), issubclass(GatewayUnavailable, ClientError)
+(True, True)
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from typing import Any
 
 from streams.errors import LastmileError, StreamsError
 
-__all__ = ["ClientError", "LastmileError", "ScoreTimeout", "StoreUnavailable"]
+__all__ = [
+    "ClientError",
+    "GatewayUnavailable",
+    "LastmileError",
+    "ScoreTimeout",
+    "StoreUnavailable",
+]
 
 
 class ClientError(StreamsError):
@@ -40,3 +46,8 @@ class ScoreTimeout(ClientError, TimeoutError):
 
 class StoreUnavailable(ClientError):
     """ClickHouse cannot be reached, or its tables are missing; the message says what to do."""
+
+
+class GatewayUnavailable(ClientError):
+    """The gateway ``Client.score`` was to go through does not answer at all (nothing
+    listens at its address, or the connection broke); the message says what to do."""

@@ -31,7 +31,15 @@ from streams.cli.message_text import DEFAULT_KEY_FIELDS
 from streams.cli.produce import Sender, record_key
 from streams.config import Settings
 
-__all__ = ["ANSWER_COLUMNS", "as_rows", "plain_value", "score_rows", "scoring_requests"]
+__all__ = [
+    "ANSWER_COLUMNS",
+    "answer_frame",
+    "as_rows",
+    "encode_requests",
+    "plain_value",
+    "score_rows",
+    "scoring_requests",
+]
 
 #: The columns of the frame ``Client.score`` returns, one row per input row.
 ANSWER_COLUMNS = [
@@ -94,6 +102,21 @@ def scoring_requests(
         }
         for i, row in enumerate(rows)
     ]
+
+
+def encode_requests(
+    codec: Codec, requests: Sequence[Mapping[str, Any]], index: pd.Index, topic: str
+) -> list[tuple[bytes, Any]]:
+    """(value, headers) of each request as the codec writes it to ``topic``; a
+    :class:`ClientError` naming the first row that is no ``ScoringRequest``, so a call
+    refuses all its rows or none before anything is sent."""
+    encoded = []
+    for i, record in enumerate(requests):
+        try:
+            encoded.append(codec.encode("ScoringRequest", record, topic=topic))
+        except EncodeError as err:
+            raise ClientError(f"row {index[i]!r} cannot be a scoring request: {err}") from None
+    return encoded
 
 
 class _Answers:
@@ -172,12 +195,7 @@ def score_rows(
         return pd.DataFrame(columns=ANSWER_COLUMNS, index=index)
     requests = scoring_requests(model, features, entity_ids, caller, event_time_ms)
     topic = settings.topic_requests
-    encoded = []
-    for i, record in enumerate(requests):
-        try:
-            encoded.append(codec.encode("ScoringRequest", record, topic=topic))
-        except EncodeError as err:  # before anything is sent: all rows or none
-            raise ClientError(f"row {index[i]!r} cannot be a scoring request: {err}") from None
+    encoded = encode_requests(codec, requests, index, topic)
     by_id = {r["request_id"]: i for i, r in enumerate(requests)}
     answers: dict[str, dict[str, Any]] = {}
     written: dict[tuple[int, int], str] = {}  # (partition, offset) -> request_id
@@ -209,7 +227,7 @@ def score_rows(
                         answers[rid] = {"error": f"{record['stage']}: {record['error']}"}
     finally:
         reader.close()
-    frame = _frame(index, requests, answers, model)
+    frame = answer_frame(index, requests, answers, model)
     missing = [r["request_id"] for r in requests if r["request_id"] not in answers]
     if missing:
         raise ScoreTimeout(
@@ -230,12 +248,14 @@ def _remember(written: dict[tuple[int, int], str], rid: str) -> Any:
     return delivered
 
 
-def _frame(
+def answer_frame(
     index: pd.Index,
-    requests: list[dict[str, Any]],
+    requests: Sequence[Mapping[str, Any]],
     answers: Mapping[str, Mapping[str, Any]],
     model: str,
 ) -> pd.DataFrame:
+    """The frame of :data:`ANSWER_COLUMNS`, one row per request (by ``request_id`` in
+    ``answers``; an unanswered one says so in ``error``), on the input rows' index."""
     rows = []
     for request in requests:
         rid = request["request_id"]

@@ -2,94 +2,30 @@
 Python, rows scored through Kafka by a running scorer, and what the sink stored read back
 as DataFrames (predictions, the monitor's metrics and alerts).
 
-One stack for the module: the session broker and ClickHouse (tests/conftest.py), topics
-and a database of its own, and a scorer, a sink and a monitor running in this process.
+One stack for the module (``stack``, from client_stack.py): topics and a database of its
+own, and a scorer, a sink and a monitor (and a gateway) running in this process.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
 
-import numpy as np
 import pandas as pd
 import pytest
-from river import linear_model, preprocessing
+from client_stack import (
+    FEATURES,
+    running_stack,  # noqa: F401 (the stack fixture)
+    trained_model,
+    training_frame,
+    wait_for,
+)
 
 import lastmile
 from schemas import Codec
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.kafka.topics import ensure_topics, read_to_end
-from streams.roles.monitor import monitor_lane
-from streams.roles.scorer import ScorerLane
-from streams.roles.sink import Sink, SinkOptions
-from streams.storage import db
-
-FEATURES = {"amount", "age"}
-
-
-def training_frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "amount": rng.normal(50.0 + shift, 10.0, n),
-            "age": rng.integers(18, 80, n),
-        }
-    )
-
-
-def trained_model(frame: pd.DataFrame) -> Any:
-    model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
-    for row in frame.to_dict("records"):
-        model.learn_one(row, row["amount"] > 50.0)
-    return model
-
-
-def wait_for(what: Callable[[], Any], timeout: float, message: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = what()
-        if value is not None and value is not False:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {message}")
-
-
-@pytest.fixture(scope="module")
-def stack(
-    broker: Any, clickhouse: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    """Settings of a stack of its own, with a scorer, a sink and a monitor running."""
-    suffix = uuid.uuid4().hex[:8]
-    base: Path = tmp_path_factory.mktemp("lastmile")
-    defaults = load_settings(env={}, toml_path=None)
-    settings = load_settings(
-        env={},
-        toml_path=None,
-        kafka_port=broker.port,
-        clickhouse_port=clickhouse.port,
-        clickhouse_database=f"client_{suffix}",
-        data_dir=base / "data",
-        **{f"topic_{role}": f"{name}.{suffix}" for role, name in defaults.topics.items()},
-    )
-    ensure_topics(settings)
-    db.ensure_schema(settings)
-    scorer = ScorerLane(settings)
-    sink = Sink(settings, SinkOptions.from_settings(None, env={}, batch_seconds=0.3))
-    monitor = monitor_lane(settings)
-    for role in (scorer, sink, monitor):
-        role.start()
-    try:
-        assert sink.wait_assigned(60), "the sink got no partitions"
-        yield settings
-    finally:
-        for role in (monitor, sink, scorer):
-            role.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ spends its time in scoring and the Kafka write, not in routing (bench/serve.py).
 
 Every refusal is ``{"error": "..."}`` with 400 (bad input), 404 (unknown model, version
 or route) or 503 (not ready, Kafka down); it is a dead letter too when it is about a
-request to score.
+request to score, and then also says the dead letter's ``stage`` and ``error_type``.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class GatewayApp:
             else:
                 reply = (200, infer_response(model, request_id, answers, call.outputs), JSON)
         except GatewayError as err:
-            reply = _error(err.status, err.reason)
+            reply = _refused(err)
             # Bad input is a dead letter (the scorer wrote those of the rows it refused); a
             # 503 is about the gateway, not the input: the caller retries.
             if not err.written and err.status != 503:
@@ -223,3 +223,10 @@ def _json(status: int, value: Any) -> Reply:
 
 def _error(status: int, reason: str) -> Reply:
     return _json(status, {"error": reason})
+
+
+def _refused(err: GatewayError) -> Reply:
+    """A refused scoring request: the reason, and where its dead letter says it failed (a
+    client reports ``stage: reason``, as a Kafka producer reads its dead letter)."""
+    body = {"error": err.reason, "stage": err.stage, "error_type": err.error_type}
+    return _json(err.status, body)

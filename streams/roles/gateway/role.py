@@ -108,6 +108,16 @@ class GatewayRole:
             self._thread.join(timeout)
         self.inference.close()
 
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """True once ``/v2/health/ready`` answers 200 within ``timeout`` seconds: the server
+        is bound and every model event up to the start is applied."""
+        import httpx
+
+        from streams.local.processes import wait_for
+
+        ready = f"{self.url}/v2/health/ready"
+        return wait_for(lambda: httpx.get(ready, timeout=1.0).is_success, timeout)
+
     def details(self) -> dict[str, object]:
         return {"url": self.url, "models": len(self.inference.table.models())}
 

@@ -1,12 +1,15 @@
 """KServe's V1 protocol: ``POST /v1/models/{name}:predict`` with ``{"instances": [...]}``.
 
 Each instance is one row, an object of feature values. Beside ``instances`` a body may
-carry ``id`` (the request_id, ``<id>-<row>`` for many rows) and ``entity_id`` (the
-sticky split), lastmile's additions; the answer is one object per instance.
+carry ``id`` (the request_id, ``<id>-<row>`` for many rows), ``entity_id`` (the sticky
+split) and ``event_time`` (epoch millis; else when received), lastmile's additions; the
+answer is one object per instance.
 
 >>> call = parse_predict(b'{"instances": [{"x": 1.5}, {"x": 2}], "entity_id": "e7"}')
->>> call.rows, call.entity_id
-([{'x': 1.5}, {'x': 2}], 'e7')
+>>> call.rows, call.entity_id, call.parameters
+([{'x': 1.5}, {'x': 2}], 'e7', {})
+>>> parse_predict(b'{"instances": [{"x": 1}], "event_time": 1700000000000}').parameters
+{'event_time': 1700000000000}
 >>> parse_predict(b'{"instances": [[1, 2]]}')  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -33,6 +36,7 @@ class _Predict(msgspec.Struct):
     instances: list[dict[str, _Scalar]]
     id: str | None = None
     entity_id: str | None = None
+    event_time: int | None = None
 
 
 _decoder = msgspec.json.Decoder(_Predict)
@@ -43,7 +47,9 @@ def parse_predict(body: bytes) -> InferCall:
     request = decode_request(_decoder, body, "a V1 predict request")
     if not request.instances:
         raise BadRequest("instances is empty: nothing to predict")
-    return InferCall(request.instances, request.id or None, request.entity_id)
+    # Where the V2 protocol carries it, so both are read by the same code.
+    params = {} if request.event_time is None else {"event_time": request.event_time}
+    return InferCall(request.instances, request.id or None, request.entity_id, None, params)
 
 
 def predict_response(answers: Sequence[Answer]) -> bytes:

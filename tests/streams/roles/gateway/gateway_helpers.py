@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from schemas import Codec
@@ -64,7 +63,7 @@ def open_gateway(settings: Settings) -> Iterator[Gateway]:
         control.promote("m", v1)
         gateway.role.start()
         try:
-            assert wait_for(lambda: httpx.get(f"{gateway.url}/v2/health/ready").is_success, 60)
+            assert gateway.role.wait_ready(60)
             gateway.sees("m", lambda s: s.champion == v1)
             yield gateway
         finally:

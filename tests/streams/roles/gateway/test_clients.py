@@ -74,7 +74,7 @@ def test_httpx_v2_one_matrix_input_named_by_columns(gateway: Gateway) -> None:
 def test_v1_predict_answers_each_instance(gateway: Gateway) -> None:
     # kserve's own client speaks V1 too (test_kserve_client.py, from a side virtualenv);
     # this one needs nothing beyond this environment.
-    body = {"instances": [{"x": 1.0}, {"x": 4.0}], "id": "v1req"}
+    body = {"instances": [{"x": 1.0}, {"x": 4.0}], "id": "v1req", "event_time": 1_700_000_000_000}
     response = httpx.post(f"{gateway.url}/v1/models/m:predict", json=body)
     assert response.status_code == 200, response.text
     answers = response.json()["predictions"]
@@ -83,6 +83,7 @@ def test_v1_predict_answers_each_instance(gateway: Gateway) -> None:
     assert httpx.get(f"{gateway.url}/v1/models/m").json() == {"name": "m", "ready": True}
     logged = predictions(gateway.settings, 2)
     assert sorted(p["request_id"] for p in logged) == ["v1req-0", "v1req-1"]
+    assert {p["event_time"] for p in logged} == {1_700_000_000_000}
 
 
 def test_concurrent_requests_each_get_their_own_answers(gateway: Gateway) -> None:

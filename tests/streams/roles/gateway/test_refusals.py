@@ -96,10 +96,12 @@ def test_each_bad_request_is_a_4xx_with_its_reason_and_a_dead_letter(
     for i, (name, (_, _, status, stage, error_type, words)) in enumerate(CASES.items()):
         response = refused[name]
         assert response.status_code == status, (name, response.text)
-        reason = response.json()["error"]
+        refusal = response.json()
+        reason = refusal["error"]
         assert words in reason, (name, reason)
         letter = letters[f"00-{i:032x}-{i:016x}-01".encode()]
-        assert letter["stage"] == stage, name
+        assert letter["stage"] == refusal["stage"] == stage, name
+        assert refusal["error_type"] == letter["error_type"], name
         if error_type is not None:
             assert letter["error_type"] == error_type, name
         assert words in letter["error"], name
