@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
+# First on the path, even when PYTHONPATH has it: run as a script, this file's folder
+# comes first, and there `dashboard` would be this file instead of the package.
+if sys.path[:1] != [str(ROOT)]:
     sys.path.insert(0, str(ROOT))
 
 # The repository is on the path now. The synthetic run is beside this file:
