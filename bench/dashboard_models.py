@@ -70,23 +70,15 @@ def register_models(registry: Path, seed: int = 7) -> None:
     cp.split("fraud", {"champion": 90, "challenger": 10})
     churn_rows = _churn_rows(1500, rng)
     churn = _trained(churn_rows[:500], lambda r: r["x0"] * 0.6 + r["x1"] * 0.4 > 0.5)
-    cp.register_and_publish(
-        "churn",
-        churn,
-        "river",
-        reference_rows=churn_rows,
-        metrics={"accuracy": 0.8},
-        registered_by="bob",
-    )
-    for parent in (1, 2, 3):
+    for parent in (None, 1, 2, 3):  # v1, then the learner's snapshots v2 -> v3 -> v4
         cp.register_and_publish(
             "churn",
             churn,
             "river",
             reference_rows=churn_rows,
             parent=parent,
-            metrics={"accuracy": 0.8 + parent / 100},
-            registered_by="learner@worker-1",
+            metrics={"accuracy": 0.8 + (parent or 0) / 100},
+            registered_by="bob" if parent is None else "learner@worker-1",
         )
     cp.promote("churn", 1)
     cp.shadow("churn", 4)
