@@ -9,6 +9,7 @@ and an answer whose record could not be written is refused (503), never returned
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -68,9 +69,13 @@ class Publisher:
             self._wake()
 
     def _wake(self) -> None:
-        if self._settled and self._loop is not None:
+        loop = self._loop
+        if self._settled and loop is not None:
             settled, self._settled = self._settled, []
-            self._loop.call_soon_threadsafe(_settle, settled)
+            if loop.is_closed():
+                return  # the server stopped first: nobody waits for these answers any more
+            with contextlib.suppress(RuntimeError):  # closed between the check and the call
+                loop.call_soon_threadsafe(_settle, settled)
 
     async def deliver(self, outputs: Sequence[Output]) -> None:
         """Produce `outputs`; return once every one is on the broker. Raises
