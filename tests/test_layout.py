@@ -1,5 +1,6 @@
-"""The layout holds: no import cycles between the product's modules, and no module
-reaching into another's private names (a name that starts with one underscore).
+"""The layout holds: no import cycles between the product's modules, no module
+reaching into another's private names (a name that starts with one underscore), and no
+module past a few hundred lines (:data:`MAX_LINES`, benchmarks included).
 
 Imports inside functions are not counted: a deferred import is how a module keeps a
 heavy dependency off its import path, and it cannot close a cycle at import time.
@@ -17,6 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("streams", "schemas", "monitors", "dashboard", "lastmile")
+# One idea a module: past this, a module holds two and should be split along its seam.
+MAX_LINES = 600
 
 
 @dataclass
@@ -137,6 +140,13 @@ def test_no_import_cycles(tree: dict[str, Module]) -> None:
 def test_no_module_imports_another_modules_private_names(tree: dict[str, Module]) -> None:
     reaching = {name: module.private for name, module in tree.items() if module.private}
     assert reaching == {}
+
+
+def test_no_module_is_past_a_few_hundred_lines(tree: dict[str, Module]) -> None:
+    paths = [m.path for m in tree.values()] + sorted((ROOT / "bench").glob("*.py"))
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in paths}
+    assert "bench/scoring.py" in sizes
+    assert {path: n for path, n in sizes.items() if n > MAX_LINES} == {}
 
 
 def test_the_checks_see_a_cycle_and_a_private_import(tmp_path: Path) -> None:
