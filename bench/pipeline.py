@@ -13,17 +13,18 @@ the report's figures):
    from ``/proc/PID/stat``), after a warm-up of 300 requests (a fresh stack's first
    requests pay for topic creation, group joins and model loading).
 2. **Per rate** (default 200, 1,000 and 5,000 requests/s, 60 s each):
-   - CPU of each process, % of a core and CPU-ms per 1,000 requests (``bench`` is the
-     producer, this process: on 2 shared cores it competes with the stack);
+   - CPU of each process, % of a core and CPU-ms per 1,000 requests, also less its
+     idle CPU (``bench`` is the producer, this process: on 2 shared cores it competes
+     with the stack);
    - scoring latency p50/p99: the request message's broker timestamp -> the scorer's
      prediction (the prediction's ``latency_ms``, counted by the scorer from that
      timestamp);
    - request -> row in ClickHouse p50/p99/max: the same broker timestamp -> the
      prediction row's ``inserted_at``; and how many requests and outcomes landed;
-   - monitor windows: how late each window the phase's traffic could close was closed,
-     after its end plus the allowed lateness (its first ``metrics`` row's ``ts``); a
-     window closes when later events move the watermark, so the phase's last windows
-     close in the next phase and are not counted;
+   - monitor windows: how late each window due during the traffic (its end plus the
+     allowed lateness) was closed (its first ``metrics`` row's ``ts``); a window closes
+     when later events move the watermark, so one due after the traffic stopped closes
+     in the next phase and is not counted;
    - consumer lag per role (its group, summed over partitions, from each worker's
      ``lastmile_consumer_lag``) when the traffic stops and once the rows have landed.
 3. **Highest sustained rate**: phases of ``--search-seconds`` doubling from
@@ -37,7 +38,7 @@ the report's figures):
    skipped) as a subprocess after the stack stopped: its events/s and latencies.
 
 The monitor's window is the stack's (60 s, 10 s lateness, as ``lastmile up``): a 60 s
-phase closes about one window. ``--monitor-window``/``--allowed-lateness`` shorten them.
+phase sees about one window due. ``--monitor-window``/``--allowed-lateness`` shorten them.
 The machine is shared (2 cores): compare figures of one run, not across runs.
 
     python bench/pipeline.py                  # ~20 min: 30 s idle, 3 x 60 s, search
@@ -59,7 +60,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.pipeline_load import run_phase, search, stack_pids, wait_quiet, warm_up  # noqa: E402
+from bench.pipeline_load import (  # noqa: E402
+    above_idle,
+    run_phase,
+    search,
+    stack_pids,
+    wait_quiet,
+    warm_up,
+)
 from bench.pipeline_measure import CpuMeter, role_ports  # noqa: E402
 from bench.pipeline_print import print_report  # noqa: E402
 from bench.pipeline_scorer import scorer_alone  # noqa: E402
@@ -103,7 +111,7 @@ def run(args: argparse.Namespace, quiet: bool) -> dict:
     load = [os.getloadavg()[0]]
     try:
         warmed = warm_up(settings, ports, timeout=30.0)
-        time.sleep(min(args.idle, 5.0))  # let the groups settle before the idle reading
+        time.sleep(min(args.idle, 2.0))  # the warm-up's last batches and commits
         meter = CpuMeter(stack_pids(stack))
         time.sleep(args.idle)
         idle_cpu = meter.percent()
@@ -128,6 +136,9 @@ def run(args: argparse.Namespace, quiet: bool) -> dict:
     finally:
         stack.stop()
     load.append(os.getloadavg()[0])
+    for phase in [*phases, found["at_sustained_rate"]]:
+        if phase is not None:
+            phase["cpu_ms_per_1k_above_idle"] = above_idle(phase, idle_cpu)
     alone = None
     if not args.skip_scorer:
         alone = scorer_alone(args.scorer_count, 1000.0, args.scorer_latency_seconds)

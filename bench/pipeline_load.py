@@ -32,7 +32,7 @@ from bench.pipeline_measure import (
     window_figures,
 )
 
-__all__ = ["run_phase", "search", "wait_quiet", "warm_up"]
+__all__ = ["above_idle", "run_phase", "search", "wait_quiet", "warm_up"]
 
 LAG_TTL_S = 2.5  # a worker's lag answer is cached 2 s (streams/metrics/lag.py)
 QUIET_LAG = 50  # messages a role may show behind at rest (transaction markers count 1)
@@ -99,6 +99,7 @@ def run_phase(
         "sent": summary.sent,
         "failed": summary.failed,
         "achieved_rate": round(achieved, 1),
+        "traffic_s": round(elapsed, 2),
         "cpu_percent": {n: round(100.0 * s / elapsed, 2) for n, s in used.items()},
         "cpu_ms_per_1k_requests": {n: round(s * per_1k, 1) for n, s in used.items()},
         "lag_end": total_lags(lag_end),
@@ -114,6 +115,22 @@ def run_phase(
     phase["why_not_sustained"] = reasons(phase, max_lag_s, held)
     phase["sustained"] = not phase["why_not_sustained"]
     return phase
+
+
+def above_idle(phase: dict[str, Any], idle_percent: dict[str, float]) -> dict[str, float]:
+    """CPU-ms per 1,000 requests each process spent beyond its idle CPU over the phase:
+    what the traffic itself cost (at low rates the idle share dominates the plain
+    figure). Noise can make a small one negative.
+
+    >>> above_idle({"traffic_s": 10.0, "requests": 2000, "cpu_percent": {"b": 30.0}},
+    ...            {"b": 20.0})
+    {'b': 500.0}
+    """
+    per_1k = 1_000_000.0 / max(phase["requests"], 1)
+    return {
+        n: round((pct - idle_percent.get(n, 0.0)) / 100.0 * phase["traffic_s"] * per_1k, 1)
+        for n, pct in phase["cpu_percent"].items()
+    }
 
 
 def lag_bound(rate: float, role: str, max_lag_s: float, held_s: float) -> float:

@@ -162,10 +162,11 @@ def outcome_rows(settings: Any, since_ms: int) -> int:
 
 
 def window_figures(settings: Any, since_ms: int, until_ms: int) -> dict[str, Any]:
-    """How late the monitor closed the windows the traffic between ``since_ms`` and
-    ``until_ms`` (event time) could close: those starting at or after ``since_ms`` whose
-    ``window_end + allowed_lateness`` is at most ``until_ms`` (a later window waits for
-    later events, which the next phase brings).
+    """How late the monitor closed the windows due while the traffic ran: those whose
+    ``window_end + allowed_lateness`` falls between ``since_ms`` and ``until_ms`` (event
+    time, which the simulator keeps at wall time). A window due after the traffic stopped
+    waits for later events, which the next phase brings: it is not counted, nor is one
+    due before (in the idle time between phases).
 
     A window closes when the monitor's watermark passes its end plus the allowed
     lateness; the delay is the first metric row's ``ts`` (when the monitor computed it)
@@ -180,8 +181,8 @@ def window_figures(settings: Any, since_ms: int, until_ms: int) -> dict[str, Any
         .query(
             f"SELECT model, window_end, min(toUnixTimestamp64Milli(ts)) - ({due}), "
             "min(dateDiff('millisecond', ts, inserted_at)) "
-            "FROM metrics WHERE window_start >= fromUnixTimestamp64Milli({since:Int64}) "
-            f"AND {due} <= {{until:Int64}} GROUP BY model, window_end ORDER BY window_end",
+            f"FROM metrics WHERE {due} >= {{since:Int64}} AND {due} <= {{until:Int64}} "
+            "GROUP BY model, window_end ORDER BY window_end",
             parameters={"since": since_ms, "until": until_ms, "late": lateness_ms},
         )
         .result_rows

@@ -39,6 +39,9 @@ def print_phase(p: dict[str, Any], indent: str = "  ") -> None:
     print(f"{indent}consumer lag once landed:              {_per_process(p['lag_settled'], '{}')}")
     print(f"{indent}CPU % of a core:            {_per_process(p['cpu_percent'])}")
     print(f"{indent}CPU-ms per 1,000 requests:  {_per_process(p['cpu_ms_per_1k_requests'])}")
+    if "cpu_ms_per_1k_above_idle" in p:
+        above = _per_process(p["cpu_ms_per_1k_above_idle"])
+        print(f"{indent}  less the idle CPU:        {above}")
 
 
 def print_search(s: dict[str, Any]) -> None:
@@ -60,6 +63,10 @@ def print_search(s: dict[str, Any]) -> None:
     if s["cpu_ms_per_1k_requests"]:
         cpu = _per_process(s["cpu_ms_per_1k_requests"])
         print(f"  CPU-ms per 1,000 requests at {rate:g}/s: {cpu}")
+        best = s["at_sustained_rate"] or {}
+        if "cpu_ms_per_1k_above_idle" in best:
+            above = _per_process(best["cpu_ms_per_1k_above_idle"])
+            print(f"    less the idle CPU: {above}")
 
 
 def print_scorer(alone: dict[str, Any] | None, phases: list[dict[str, Any]]) -> None:
