@@ -168,8 +168,10 @@ def window_figures(settings: Any, since_ms: int, until_ms: int) -> dict[str, Any
     waits for later events, which the next phase brings: it is not counted, nor is one
     due before (in the idle time between phases).
 
-    A window closes when the monitor's watermark passes its end plus the allowed
-    lateness; the delay is the first metric row's ``ts`` (when the monitor computed it)
+    Only the event-time windows (``window_end - window_start`` is the monitor's window):
+    the rolling performance metrics and the change detectors' events carry windows of
+    their own. A window closes when the monitor's watermark passes its end plus the
+    allowed lateness; the delay is the first metric row's ``ts`` (when the monitor computed it)
     minus that instant; ``to_row`` is that row's ``inserted_at`` minus its ``ts``.
     """
     from streams.storage.db import connect
@@ -182,8 +184,14 @@ def window_figures(settings: Any, since_ms: int, until_ms: int) -> dict[str, Any
             f"SELECT model, window_end, min(toUnixTimestamp64Milli(ts)) - ({due}), "
             "min(dateDiff('millisecond', ts, inserted_at)) "
             f"FROM metrics WHERE {due} >= {{since:Int64}} AND {due} <= {{until:Int64}} "
+            "AND dateDiff('millisecond', window_start, window_end) = {size:Int64} "
             "GROUP BY model, window_end ORDER BY window_end",
-            parameters={"since": since_ms, "until": until_ms, "late": lateness_ms},
+            parameters={
+                "since": since_ms,
+                "until": until_ms,
+                "late": lateness_ms,
+                "size": int(settings.monitor.window * 1000),
+            },
         )
         .result_rows
     )
