@@ -64,8 +64,8 @@ from bench.pipeline_load import (  # noqa: E402
     above_idle,
     run_phase,
     search,
+    settle_down,
     stack_pids,
-    wait_quiet,
     warm_up,
 )
 from bench.pipeline_measure import CpuMeter, role_ports  # noqa: E402
@@ -117,12 +117,11 @@ def run(args: argparse.Namespace, quiet: bool) -> dict:
         idle_cpu = meter.percent()
         phases = []
         for rate in args.rate_list:
-            phases.append(
-                run_phase(
-                    settings, stack, ports, rate, args.seconds, args.settle, args.max_lag_seconds
-                )
+            phase = run_phase(
+                settings, stack, ports, rate, args.seconds, args.settle, args.max_lag_seconds
             )
-            wait_quiet(ports, timeout=args.settle)
+            phase["quiet_after_s"] = settle_down(phase, ports, args.settle)
+            phases.append(phase)
         found = search(
             settings,
             stack,

@@ -32,7 +32,7 @@ from bench.pipeline_measure import (
     window_figures,
 )
 
-__all__ = ["above_idle", "run_phase", "search", "wait_quiet", "warm_up"]
+__all__ = ["above_idle", "run_phase", "search", "settle_down", "wait_quiet", "warm_up"]
 
 LAG_TTL_S = 2.5  # a worker's lag answer is cached 2 s (streams/metrics/lag.py)
 QUIET_LAG = 50  # messages a role may show behind at rest (transaction markers count 1)
@@ -66,6 +66,7 @@ def run_phase(
     """One phase at ``rate`` requests/s; the figures of the module docstring."""
     from streams.local.traffic_producer import produce_simulation
 
+    lag_start = total_lags(role_lags(ports))  # a backlog left by the phase before shows
     since_ms = int(time.time() * 1000)
     meter = CpuMeter(stack_pids(stack))
     summary = produce_simulation(
@@ -102,6 +103,7 @@ def run_phase(
         "traffic_s": round(elapsed, 2),
         "cpu_percent": {n: round(100.0 * s / elapsed, 2) for n, s in used.items()},
         "cpu_ms_per_1k_requests": {n: round(s * per_1k, 1) for n, s in used.items()},
+        "lag_start": lag_start,
         "lag_end": total_lags(lag_end),
         "landed_after_s": round(landed_after, 2),
         "outcomes_landed": outcomes,
@@ -170,6 +172,14 @@ def wait_quiet(ports: dict[str, int], timeout: float) -> float:
     return round(time.monotonic() - began, 1)
 
 
+def settle_down(phase: dict[str, Any], ports: dict[str, int], settle: float) -> float:
+    """Wait for the roles to be quiet before the next phase: ``settle`` s at most after a
+    sustained phase, the phase's length twice (at least a minute) after one that left a
+    backlog. Seconds waited."""
+    longest = settle if phase["sustained"] else max(settle, 2 * phase["seconds"], 60.0)
+    return wait_quiet(ports, timeout=longest)
+
+
 def search(
     settings: Any,
     stack: Any,
@@ -193,8 +203,7 @@ def search(
     while time.monotonic() - began + cost <= budget:
         t0 = time.monotonic()
         phase = run_phase(settings, stack, ports, rate, seconds, settle, max_lag_s)
-        if not phase["sustained"]:
-            phase["quiet_after_s"] = wait_quiet(ports, timeout=max(settle, seconds))
+        phase["quiet_after_s"] = settle_down(phase, ports, settle)
         trials.append(phase)
         cost = time.monotonic() - t0
         if phase["sustained"] and (good is None or rate > good["rate"]):
@@ -226,8 +235,10 @@ def search(
                     "achieved_rate",
                     "sustained",
                     "why_not_sustained",
+                    "lag_start",
                     "lag_end",
                     "request_to_row_p99_ms",
+                    "quiet_after_s",
                 )
             }
             for t in trials

@@ -35,8 +35,11 @@ def print_phase(p: dict[str, Any], indent: str = "  ") -> None:
         f"{p['window_close_delay_p50_ms']:.0f} ms, max {p['window_close_delay_max_ms']:.0f} ms "
         f"(row in ClickHouse {p['window_to_row_max_ms']:.0f} ms later at most)"
     )
+    print(f"{indent}consumer lag before the traffic:       {_per_process(p['lag_start'], '{}')}")
     print(f"{indent}consumer lag when the traffic stopped: {_per_process(p['lag_end'], '{}')}")
     print(f"{indent}consumer lag once landed:              {_per_process(p['lag_settled'], '{}')}")
+    if "quiet_after_s" in p:
+        print(f"{indent}  (quiet again, the monitor aside, {p['quiet_after_s']:g} s later)")
     print(f"{indent}CPU % of a core:            {_per_process(p['cpu_percent'])}")
     print(f"{indent}CPU-ms per 1,000 requests:  {_per_process(p['cpu_ms_per_1k_requests'])}")
     if "cpu_ms_per_1k_above_idle" in p:

@@ -76,9 +76,10 @@ def test_phase_figures(quick: tuple[dict, str]) -> None:
     assert finite(phase["window_close_delay_p50_ms"])
     assert phase["window_close_delay_p50_ms"] <= phase["window_close_delay_max_ms"]
     assert finite(phase["window_to_row_max_ms"])
-    # Lag of every consuming role, at the end and once the rows landed.
-    for when in ("lag_end", "lag_settled"):
+    # Lag of every consuming role: before the traffic, when it stopped, once rows landed.
+    for when in ("lag_start", "lag_end", "lag_settled"):
         assert all(finite(phase[when][role]) for role in ROLES), phase[when]
+    assert finite(phase["quiet_after_s"])
     assert PROCESSES <= set(phase["cpu_percent"]) == set(phase["cpu_ms_per_1k_requests"])
     assert all(v >= 0 for v in phase["cpu_ms_per_1k_requests"].values())
     # Less the idle CPU, the traffic's own cost: never more than the whole.
