@@ -30,7 +30,8 @@ the report's figures):
 3. **Highest sustained rate**: phases of ``--search-seconds`` doubling from
    ``--search-start`` while sustained, then bisecting to within 20 %, within
    ``--max-search-seconds``. Sustained: the producer kept the rate, no role was more
-   than ``--max-lag-seconds`` of requests behind at the end, and every request's
+   than ``--max-lag-seconds`` of traffic behind at the end (the monitor may hold a
+   window and its lateness more, the learner one batch), and every request's
    prediction and every outcome was in ClickHouse within ``--settle`` s (so the
    monitor and the learner kept up too: their lag is in the bound). With the CPU-ms
    each process spent per 1,000 requests at that rate.

@@ -13,8 +13,8 @@ outcome 1 s later, as the simulator sends them), then reads:
 
 A phase is **sustained** when the producer kept the rate (>= 95 %), no role was more
 than ``max_lag_s`` seconds of traffic behind when the traffic stopped (``lag_bound``:
-the monitor may hold a window and its lateness more), and every request and outcome
-landed in ClickHouse within ``settle`` s.
+the monitor may hold a window and its lateness more, the learner one batch), and every
+request and outcome landed in ClickHouse within ``settle`` s.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from bench.pipeline_measure import (
 __all__ = ["above_idle", "run_phase", "search", "settle_down", "wait_quiet", "warm_up"]
 
 LAG_TTL_S = 2.5  # a worker's lag answer is cached 2 s (streams/metrics/lag.py)
+LEARNER_BATCH = 20_000  # the learner lane's max_batch (streams/roles/learner/lane.py)
 QUIET_LAG = 50  # messages a role may show behind at rest (transaction markers count 1)
 _seeds = itertools.count(1000)  # a fresh seed a phase: request ids never repeat
 
@@ -137,10 +138,12 @@ def above_idle(phase: dict[str, Any], idle_percent: dict[str, float]) -> dict[st
 
 def lag_bound(rate: float, role: str, max_lag_s: float, held_s: float) -> float:
     """Messages ``role`` may be behind at ``rate``: ``max_lag_s`` seconds of its input
-    (each request brings 2 messages, its prediction and its outcome), and for the
-    monitor a window and its lateness more (it commits a window's events when the window
-    closes)."""
-    return 2 * rate * (max_lag_s + (held_s if role == "monitor" else 0.0))
+    (each request brings 2 messages, its prediction and its outcome); for the monitor a
+    window and its lateness more (it commits a window's events when the window closes);
+    for the learner one batch more (it commits a batch of up to LEARNER_BATCH when the
+    batch's transaction does)."""
+    bound = 2 * rate * (max_lag_s + (held_s if role == "monitor" else 0.0))
+    return bound + (LEARNER_BATCH if role == "learner" else 0)
 
 
 def reasons(phase: dict[str, Any], max_lag_s: float, held_s: float) -> list[str]:

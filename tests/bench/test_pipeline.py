@@ -144,8 +144,10 @@ def test_sustained_means_rate_kept_lag_bounded_and_everything_landed() -> None:
         "outcomes": 60_000,
         "outcomes_landed": 60_000,
     }
-    # The monitor may hold a window and its lateness (here 15 s) more than the others.
+    # The monitor may hold a window and its lateness (here 15 s) more than the others,
+    # the learner one batch (20,000) more.
     assert lag_bound(1000, "monitor", 5, 15) == 40_000 and lag_bound(1000, "sink", 5, 15) == 10_000
+    assert lag_bound(1000, "learner", 5, 15) == 30_000
     assert reasons(phase, 5, 15) == []
     slow = phase | {"achieved_rate": 900, "lag_end": {"sink": 10_001}, "outcomes_landed": 1}
     assert reasons(slow, 5, 15) == [
