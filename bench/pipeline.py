@@ -3,24 +3,49 @@
 The broker, the ClickHouse store and one worker process per role start through
 ``streams.local.stack.Stack`` (the same code ``lastmile up`` runs) in a throwaway data
 directory on free ports; the demo models are registered as ``lastmile up --demo`` does;
-traffic is the simulator's (``streams.local.traffic_producer.produce_simulation``).
+traffic is the simulator's (``streams.local.traffic_producer.produce_simulation``): the
+fraud model's requests, each with its outcome 1 s later, produced by this process.
 
 Printed, from one run (nothing is asserted here; tests/bench/test_pipeline.py checks
-the report's shape):
+the report's figures):
 
 1. **Idle**: CPU of each process, in % of one core, with no traffic (utime + stime
-   from ``/proc/PID/stat``).
-2. **Per rate** (default 200, 1,000 and 5,000 requests/s): CPU of each process while
-   the traffic runs, the requests sent, the rows in ClickHouse's ``predictions`` table
-   and the p50/p99 of request -> row (``inserted_at - event_time``) and of the scorer's
-   own ``latency_ms``.
+   from ``/proc/PID/stat``), after a warm-up of 300 requests (a fresh stack's first
+   requests pay for topic creation, group joins and model loading).
+2. **Per rate** (default 200, 1,000 and 5,000 requests/s, 60 s each):
+   - CPU of each process, % of a core and CPU-ms per 1,000 requests, also less its
+     idle CPU (``bench`` is the producer, this process: on 2 shared cores it competes
+     with the stack);
+   - scoring latency p50/p99: the request message's broker timestamp -> the scorer's
+     prediction (the prediction's ``latency_ms``, counted by the scorer from that
+     timestamp);
+   - request -> row in ClickHouse p50/p99/max: the same broker timestamp -> the
+     prediction row's ``inserted_at``; and how many requests and outcomes landed;
+   - monitor windows: how late each window due during the traffic (its end plus the
+     allowed lateness) was closed (its first ``metrics`` row's ``ts``); a window closes
+     when later events move the watermark, so one due after the traffic stopped closes
+     in the next phase and is not counted;
+   - consumer lag per role (its group, summed over partitions, from each worker's
+     ``lastmile_consumer_lag``) when the traffic stops and once the rows have landed.
+3. **Highest sustained rate**: phases of ``--search-seconds`` doubling from
+   ``--search-start`` while sustained, then bisecting to within 20 %, within
+   ``--max-search-seconds``. Sustained: the producer kept the rate, no role was more
+   than ``--max-lag-seconds`` of traffic behind at the end (the monitor may hold a
+   window and its lateness more, the learner one batch), and every request's
+   prediction and every outcome was in ClickHouse within ``--settle`` s (so the
+   monitor and the learner kept up too: their lag is in the bound). With the CPU-ms
+   each process spent per 1,000 requests at that rate.
+4. **The scorer alone**: ``bench/scoring.py`` (lastmile's scorer only, comparisons
+   skipped) as a subprocess after the stack stopped: its events/s and latencies.
 
-Not measured yet (see the issue): monitor window closing times, consumer lag per
-role, the highest sustained rate and CPU-ms per 1,000 requests, the scorer alone.
+The monitor's window is the stack's (60 s, 10 s lateness, as ``lastmile up``): a 60 s
+phase sees about one window due. ``--monitor-window``/``--allowed-lateness`` shorten them.
+The machine is shared (2 cores): compare figures of one run, not across runs.
 
-    python bench/pipeline.py                  # 30 s idle, 60 s per rate
-    python bench/pipeline.py --quick          # 5 s idle, one 10 s phase at 200/s
-    python bench/pipeline.py --json out.json  # also write the report as JSON
+    python bench/pipeline.py                  # ~20 min: 30 s idle, 3 x 60 s, search
+    python bench/pipeline.py --quick          # ~2 min: short phases, 2 s windows
+    python bench/pipeline.py --json out.json  # also write every figure as JSON
+    python bench/pipeline.py --rates 1000 --max-search-seconds 0 --skip-scorer
 """
 
 from __future__ import annotations
@@ -36,22 +61,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.procstat import cpu_seconds  # noqa: E402
+from bench.pipeline_load import (  # noqa: E402
+    above_idle,
+    run_phase,
+    search,
+    settle_down,
+    stack_pids,
+    warm_up,
+)
+from bench.pipeline_measure import CpuMeter, role_ports  # noqa: E402
+from bench.pipeline_print import print_report  # noqa: E402
+from bench.pipeline_scorer import scorer_alone  # noqa: E402
 from streams.local.processes import free_ports  # noqa: E402
-
-
-class CpuMeter:
-    """CPU of named processes over an interval, in % of one core."""
-
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self.pids = pids
-        self.began = time.monotonic()
-        self.start = {name: cpu_seconds(pid, gone=0.0) for name, pid in pids.items()}
-
-    def percent(self) -> dict[str, float]:
-        elapsed = max(time.monotonic() - self.began, 1e-9)
-        used = {n: cpu_seconds(p, gone=0.0) - self.start[n] for n, p in self.pids.items()}
-        return {name: round(100.0 * s / elapsed, 2) for name, s in used.items()}
 
 
 def bench_environment(data_dir: Path) -> dict[str, str]:
@@ -82,114 +103,143 @@ def start_stack(quiet: bool) -> tuple[Any, Any]:
     return settings, stack
 
 
-def stack_pids(stack: Any) -> dict[str, int | None]:
-    return {s.process.name: s.process.pid for s in stack.services}
+def run(args: argparse.Namespace, quiet: bool) -> dict:
+    """The whole report, from one stack, then the scorer alone."""
+    from streams.app import ROLES
 
-
-def prediction_lags(settings: Any, since_ms: int) -> dict[str, float]:
-    """Rows in ``predictions`` since ``since_ms`` and their lag quantiles, in ms."""
-    from streams.storage.db import connect
-
-    client = connect(settings)
-    row = client.query(
-        "SELECT count(), "
-        "quantiles(0.5, 0.99)(dateDiff('millisecond', event_time, inserted_at)), "
-        "quantiles(0.5, 0.99)(latency_ms), "
-        "max(dateDiff('millisecond', event_time, inserted_at)) "
-        "FROM predictions WHERE event_time >= fromUnixTimestamp64Milli({since:Int64})",
-        parameters={"since": since_ms},
-    ).result_rows[0]
-    rows, to_row, scored, worst = row
-    return {
-        "rows": int(rows),
-        "request_to_row_p50_ms": float(to_row[0]) if rows else float("nan"),
-        "request_to_row_p99_ms": float(to_row[1]) if rows else float("nan"),
-        "request_to_row_max_ms": float(worst) if rows else float("nan"),
-        "scorer_latency_p50_ms": float(scored[0]) if rows else float("nan"),
-        "scorer_latency_p99_ms": float(scored[1]) if rows else float("nan"),
-    }
-
-
-def run_rate(settings: Any, stack: Any, rate: float, seconds: float, drain: float) -> dict:
-    """Traffic at ``rate`` for ``seconds``; CPU per process; rows and lags after ``drain``."""
-    from streams.local.traffic_producer import produce_simulation
-
-    since_ms = int(time.time() * 1000)
-    meter = CpuMeter(stack_pids(stack))
-    summary = produce_simulation(
-        settings, model="fraud", rate=rate, count=int(rate * seconds), label_delay=1.0
-    )
-    cpu = meter.percent()
-    time.sleep(drain)  # the sink writes in batches: give the last one time to land
-    return {"rate": rate, "sent": summary.sent, "cpu_percent": cpu} | prediction_lags(
-        settings, since_ms
-    )
-
-
-def run(idle: float, rates: list[float], seconds: float, drain: float, quiet: bool) -> dict:
-    """The whole report, from one stack."""
     settings, stack = start_stack(quiet)
+    ports = role_ports(settings, list(ROLES))
+    load = [os.getloadavg()[0]]
     try:
-        time.sleep(min(idle, 5.0))  # let the groups settle before the idle reading
+        warmed = warm_up(settings, ports, timeout=30.0)
+        time.sleep(min(args.idle, 2.0))  # the warm-up's last batches and commits
         meter = CpuMeter(stack_pids(stack))
-        time.sleep(idle)
+        time.sleep(args.idle)
         idle_cpu = meter.percent()
-        phases = [run_rate(settings, stack, rate, seconds, drain) for rate in rates]
+        phases = []
+        for rate in args.rate_list:
+            phase = run_phase(
+                settings, stack, ports, rate, args.seconds, args.settle, args.max_lag_seconds
+            )
+            phase["quiet_after_s"] = settle_down(phase, ports, args.settle)
+            phases.append(phase)
+        found = search(
+            settings,
+            stack,
+            ports,
+            args.search_start,
+            args.search_seconds,
+            args.settle,
+            args.max_lag_seconds,
+            args.max_search_seconds,
+        )
     finally:
         stack.stop()
+    load.append(os.getloadavg()[0])
+    for phase in [*phases, found["at_sustained_rate"]]:
+        if phase is not None:
+            phase["cpu_ms_per_1k_above_idle"] = above_idle(phase, idle_cpu)
+    alone = None
+    if not args.skip_scorer:
+        alone = scorer_alone(args.scorer_count, 1000.0, args.scorer_latency_seconds)
     return {
-        "idle_seconds": idle,
+        "load_average": load,
+        "warm_up_s": warmed,
+        "idle_seconds": args.idle,
         "idle_cpu_percent": idle_cpu,
         "idle_cpu_total": round(sum(idle_cpu.values()), 2),
         "phases": phases,
+        "search": found,
+        "scorer_alone": alone,
     }
 
 
-def print_report(report: dict) -> None:
-    print(f"idle ({report['idle_seconds']:g} s), % of one core:")
-    for name, pct in report["idle_cpu_percent"].items():
-        print(f"  {name:<12} {pct:7.2f}")
-    print(f"  {'total':<12} {report['idle_cpu_total']:7.2f}")
-    for p in report["phases"]:
-        print(f"rate {p['rate']:g}/s: sent {p['sent']} (requests and outcomes), rows {p['rows']}")
-        print(
-            f"  request -> row p50 {p['request_to_row_p50_ms']:.0f} ms, "
-            f"p99 {p['request_to_row_p99_ms']:.0f} ms, max {p['request_to_row_max_ms']:.0f} ms; "
-            f"scorer latency p50 {p['scorer_latency_p50_ms']:.1f} ms, "
-            f"p99 {p['scorer_latency_p99_ms']:.1f} ms"
-        )
-        cpu = ", ".join(f"{n} {v:.1f}" for n, v in p["cpu_percent"].items())
-        print(f"  CPU % of a core: {cpu}")
+# Defaults of a full run and of --quick; an option given on the command line wins.
+FULL = {
+    "idle": 30.0,
+    "rates": "200,1000,5000",
+    "seconds": 60.0,
+    "settle": 15.0,
+    "max_lag_seconds": 5.0,
+    "search_start": 1000.0,
+    "search_seconds": 60.0,
+    "max_search_seconds": 600.0,
+    "scorer_count": 200_000,
+    "scorer_latency_seconds": 10.0,
+    "monitor_window": None,
+    "allowed_lateness": None,
+}
+QUICK = FULL | {
+    "idle": 5.0,
+    "rates": "200",
+    "seconds": 10.0,
+    "settle": 10.0,
+    "search_start": 400.0,
+    "search_seconds": 5.0,
+    "max_search_seconds": 30.0,
+    "scorer_count": 50_000,
+    "scorer_latency_seconds": 3.0,
+    "monitor_window": 2.0,
+    "allowed_lateness": 1.0,
+}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--idle", type=float, default=30.0, help="Idle seconds (default 30).")
-    parser.add_argument(
-        "--rates",
-        default="200,1000,5000",
-        help="Requests/s, comma-separated (default 200,1000,5000).",
+    add = parser.add_argument
+    add("--quick", action="store_true", help="Short everything (--quick below); ~2 min.")
+    add("--idle", type=float, help="Idle seconds (30; quick 5).")
+    add("--rates", help="Fixed phases' requests/s, comma-separated (200,1000,5000; quick 200).")
+    add("--seconds", type=float, help="Seconds of each fixed phase (60; quick 10).")
+    add(
+        "--settle",
+        "--drain",
+        type=float,
+        help="Seconds after a phase's traffic for its rows to land (15; quick 10).",
     )
-    parser.add_argument(
-        "--seconds", type=float, default=60.0, help="Seconds per rate (default 60)."
+    add(
+        "--max-lag-seconds",
+        type=float,
+        help="Sustained: no role more than this many seconds of requests behind (5).",
     )
-    parser.add_argument("--drain", type=float, default=5.0, help="Seconds to wait for rows.")
-    parser.add_argument("--quick", action="store_true", help="5 s idle, one 10 s phase at 200/s.")
-    parser.add_argument("--json", type=Path, default=None, help="Also write the report here.")
+    add("--search-start", type=float, help="The search's first rate, requests/s (1000; quick 400).")
+    add("--search-seconds", type=float, help="Seconds of each search phase (60; quick 5).")
+    add(
+        "--max-search-seconds",
+        type=float,
+        help="Budget of the search, seconds (600; quick 30); 0: no search.",
+    )
+    add("--scorer-count", type=int, help="Requests for bench/scoring.py (200,000; quick 50,000).")
+    add("--scorer-latency-seconds", type=float, help="Its latency run, seconds (10; quick 3).")
+    add("--skip-scorer", action="store_true", help="Do not run bench/scoring.py.")
+    add("--monitor-window", type=float, help="Monitor window, s (the stack's 60; quick 2).")
+    add("--allowed-lateness", type=float, help="Its allowed lateness, s (the stack's 10; quick 1).")
+    add("--json", type=Path, default=None, help="Also write every figure here, as JSON.")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.idle, args.rates, args.seconds = 5.0, "200", 10.0
-    rates = [float(r) for r in args.rates.split(",") if r]
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.rate_list = [float(r) for r in args.rates.split(",") if r]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lastmile-pipeline-") as tmp:
         os.environ.update(bench_environment(Path(tmp)))
-        report = run(args.idle, rates, args.seconds, args.drain, quiet=args.json is not None)
+        if args.monitor_window is not None:
+            os.environ["LASTMILE_MONITOR_WINDOW"] = f"{args.monitor_window:g}s"
+        if args.allowed_lateness is not None:
+            os.environ["LASTMILE_MONITOR_ALLOWED_LATENESS"] = f"{args.allowed_lateness:g}s"
+        report = run(args, quiet=args.json is not None)
+    report["options"] = {k: v for k, v in vars(args).items() if k != "json"}
     print_report(report)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.write_text(json.dumps(report, indent=2, default=str))
     return 0
 
 
