@@ -3,26 +3,18 @@ packages, and a ready one is reused without running venv or pip."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from by_path import load
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_venvs() -> ModuleType:
     """bench/venvs.py (bench/ is not a package)."""
-    name = "lastmile_bench_venvs"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "venvs.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load(Path("bench/venvs.py"))
 
 
 venvs = load_venvs()

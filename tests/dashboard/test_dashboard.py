@@ -15,7 +15,6 @@ import importlib.util
 import json
 import pkgutil
 import re
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from by_path import load
 from click.testing import CliRunner
 from streamlit.testing.v1 import AppTest
 
@@ -38,14 +38,7 @@ TIMEOUT = 60
 
 def load_bench() -> ModuleType:
     """bench/dashboard.py, which holds the synthetic run (bench/ is not a package)."""
-    name = "lastmile_bench_dashboard"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "dashboard.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load(Path("bench/dashboard.py"))
 
 
 # ----------------------------------------------------------------------- fixtures

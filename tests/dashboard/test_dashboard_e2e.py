@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import collections
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from by_path import load
 
 from streams.local.processes import free_port, free_ports
 
@@ -223,15 +223,8 @@ class Chromium:
 def make_database(clickhouse: Any, fill: bool, root: Path) -> Any:
     """tests/test_dashboard.py's database maker (a migrated database, filled or not),
     loaded by path so this works whatever pytest's import mode."""
-    name = "lastmile_test_dashboard"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("test_dashboard.py")
-        )
-        assert spec and spec.loader
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name].make_database(clickhouse, fill, root)
+    maker = load(Path(__file__).with_name("test_dashboard.py"), "lastmile_test_dashboard")
+    return maker.make_database(clickhouse, fill, root)
 
 
 def _serve(env: dict[str, str], cwd: Path, log: Path) -> tuple[subprocess.Popen, str]:

@@ -78,16 +78,13 @@ def test_a_two_point_accuracy_lift_is_decided() -> None:
 
 
 def test_bench_fixed_n_is_the_textbook_two_proportion_sample_size() -> None:
-    import importlib.util
     import math
     from pathlib import Path
 
+    from by_path import load
     from scipy import stats
 
-    path = Path(__file__).parents[2] / "bench" / "lift_sample_sizes.py"
-    spec = importlib.util.spec_from_file_location("lift_sample_sizes", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load(Path("bench/lift_sample_sizes.py"))
     h = 2 * math.asin(math.sqrt(0.87)) - 2 * math.asin(math.sqrt(0.85))  # Cohen's h
     z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
     # 2 arcsin(sqrt(p)) of n outcomes has variance 1 / n: the difference of two, 2 / n.

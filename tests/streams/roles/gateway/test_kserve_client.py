@@ -8,14 +8,13 @@ script in one subprocess, which prints what the client returned as JSON.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from by_path import load
 from gateway_helpers import Gateway, predictions, sigmoid
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -70,14 +69,7 @@ asyncio.run(main(sys.argv[1]))
 
 def kserve_client_venv() -> ModuleType:
     """bench/venvs.py's kserve-client virtualenv (bench/ is not a package)."""
-    name = "lastmile_bench_venvs"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "venvs.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name].KSERVE_CLIENT
+    return load(Path("bench/venvs.py")).KSERVE_CLIENT
 
 
 @pytest.fixture(scope="module")
