@@ -39,9 +39,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 __all__ = ["AFTER_S", "INTERVAL_S", "IdlePause"]
 
@@ -64,6 +64,11 @@ class IdlePause:
     call :meth:`forget` from the consumer's rebalance callbacks. Not thread-safe: one
     consume loop owns it, as it owns its consumer.
 
+    A consumer with ``enable.partition.eof`` must say where it goes on from
+    (``positions``: the next offset of each partition it read a record of): librdkafka
+    counts the end-of-partition event as a record, so its ``position()`` is one past
+    the end after one (measured: resuming there skipped a record per partition).
+
     >>> pause = IdlePause(after_s=0.0)
     >>> pause.update(None, 3)  # records arrived: nothing to do, not even a consumer
     >>> pause.paused
@@ -76,8 +81,10 @@ class IdlePause:
         interval_s: float = INTERVAL_S,
         timeout_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        positions: Callable[[], Mapping[Key, int]] | None = None,
     ) -> None:
         self.after_s = after_s
+        self.positions = positions
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.clock = clock
@@ -108,7 +115,7 @@ class IdlePause:
             self._last_seen = now
             if self._seen:
                 # Fetched before the pause took hold: go on from what was delivered.
-                self._positions = self._offsets(consumer.position(consumer.assignment()))
+                self._positions = self._starts(consumer, consumer.assignment())
                 self.resume(consumer)
             return
         if not self._seen:
@@ -142,7 +149,7 @@ class IdlePause:
         consumer.resume(parts)
         for tp in parts:
             offset = positions.get((tp.topic, tp.partition), -1)
-            if offset >= 0:  # nothing delivered since the assignment: no position to keep
+            if offset >= 0:
                 with contextlib.suppress(KafkaException):
                     consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
         # librdkafka's broker thread notices resumed partitions only when it next wakes,
@@ -167,14 +174,43 @@ class IdlePause:
             return
         consumer.pause(assigned)
         self._seen = seen
-        self._positions = self._offsets(consumer.position(assigned))
+        self._positions = self._starts(consumer, assigned)
         self._next_ask = now + self.interval_s
         self.pauses += 1
         log.debug("idle for %.1f s: paused %d partitions", self.after_s, len(seen))
 
-    @staticmethod
-    def _offsets(partitions: list[TopicPartition]) -> dict[Key, int]:
-        return {(tp.topic, tp.partition): tp.offset for tp in partitions}
+    def _starts(self, consumer: Consumer, assigned: list[TopicPartition]) -> dict[Key, int]:
+        """Where each paused partition goes on from: its position or, where nothing was
+        delivered since the assignment, where its fetches began: the committed offset,
+        or with none the earliest (lastmile's consumers start there). Left to itself,
+        librdkafka resumes such a partition one record late at times (measured with the
+        sink: offset 0 of each partition was skipped), or seconds late."""
+        if self.positions is not None:
+            known = self.positions()
+            starts = {
+                (tp.topic, tp.partition): known.get((tp.topic, tp.partition), -1) for tp in assigned
+            }
+        else:
+            starts = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(assigned)}
+        unread = [TopicPartition(t, p) for (t, p), offset in starts.items() if offset < 0]
+        if not unread:
+            return starts
+        try:
+            committed = consumer.committed(unread, timeout=self.timeout_s)
+            for tp in committed:
+                starts[(tp.topic, tp.partition)] = tp.offset
+            earliest = [
+                TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING)
+                for tp in committed
+                if tp.offset < 0
+            ]
+            if earliest:
+                for tp in consumer.offsets_for_times(earliest, timeout=self.timeout_s):
+                    if tp.error is None:
+                        starts[(tp.topic, tp.partition)] = tp.offset
+        except KafkaException as err:
+            log.debug("where paused partitions go on from is not known now: %s", err)
+        return starts
 
     @staticmethod
     def _end(tp: TopicPartition) -> TopicPartition:
