@@ -108,6 +108,17 @@ class IdlePause:
             "idle_resumes": self.resumes,
         }
 
+    def wait_s(self, default: float) -> float:
+        """How long the loop's next poll may wait: `default`, or while paused until the
+        next ask for the ends (nothing can arrive before: nothing is fetched).
+
+        >>> IdlePause().wait_s(0.02)
+        0.02
+        """
+        if not self._seen:
+            return default
+        return max(default, self._next_ask - self.clock())
+
     def update(self, consumer: Consumer | None, got: int) -> None:
         """One poll of `consumer` gave `got` messages (records or errors)."""
         now = self.clock()

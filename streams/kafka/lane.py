@@ -229,7 +229,8 @@ class BatchLane(LaneDelivery):
         while not self._stop.is_set():
             # Wait for the first message only, then take what is already queued: a
             # batch never waits for more input once there is some (latency at low rates).
-            first = consumer.poll(self.max_wait_s)
+            wait = self.idle.wait_s(self.max_wait_s) if self.idle else self.max_wait_s
+            first = consumer.poll(wait)
             if first is None:
                 if self.idle is not None:
                     self.idle.update(consumer, 0)

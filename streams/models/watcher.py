@@ -125,7 +125,7 @@ class ModelWatcher:
                 self._caught_up.set()
             idle = self.idle
             while not self._stop.is_set():
-                msg = consumer.poll(self.poll_timeout)
+                msg = consumer.poll(idle.wait_s(self.poll_timeout) if idle else self.poll_timeout)
                 if idle is not None:
                     idle.update(consumer, 0 if msg is None else 1)
                 if msg is None:

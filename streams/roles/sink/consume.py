@@ -40,7 +40,10 @@ class SinkConsumeLoop(SinkWriter):
 
     def _step(self, consumer: Consumer) -> None:
         busy = bool(self._inflight) or self.stats.buffered_rows > 0
-        messages = consumer.consume(10_000, 0.02 if busy else 0.1)
+        wait = 0.02 if busy else 0.1
+        if self._idle is not None and not busy:
+            wait = self._idle.wait_s(wait)  # paused: nothing is fetched until the next ask
+        messages = consumer.consume(10_000, wait)
         if messages:
             self._add(messages)
         self._idle_step(consumer, len(messages))  # after _add: it may resume at next offsets
