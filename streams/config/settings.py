@@ -84,6 +84,13 @@ class Settings:
         "Short session/heartbeat timeouts so consumer groups join in ~3 s. "
         "Unset: on for the embedded broker, off for real Kafka.",
     )
+    kafka_idle_pause: bool | None = _field(
+        None,
+        "Consumers that read nothing for 2 s stop fetching and ask for the partitions' "
+        "ends every 0.25 s instead (the first record after idleness waits up to that). "
+        "Unset: on for the embedded broker, whose fetches do not wait for data; "
+        "off for real Kafka.",
+    )
     topic_partitions: int = _field(3, "Partitions of the topics lastmile creates.")
     topic_replication: int = _field(1, "Replication factor of the topics lastmile creates.")
 
@@ -249,6 +256,13 @@ class Settings:
         if self.kafka_fast_group_join is None:
             return self.embedded_kafka
         return self.kafka_fast_group_join
+
+    @property
+    def idle_pause(self) -> bool:
+        """Whether consumers pause while idle (:mod:`streams.kafka.idle`)."""
+        if self.kafka_idle_pause is None:
+            return self.embedded_kafka
+        return self.kafka_idle_pause
 
     def consumer_config(self, group_id: str, **overrides: Any) -> dict[str, Any]:
         """Consumer settings: manual commits, and the short timeouts the embedded broker needs.

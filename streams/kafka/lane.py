@@ -32,6 +32,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from streams.config import Settings
 from streams.kafka.delivery import LaneDelivery, Output, abortable
+from streams.kafka.idle import IdlePause
 from streams.kafka.takeover import InFlight
 from streams.kafka.transactional_slot import TransactionalSlot
 from streams.metrics.observed import BATCH_SECONDS, TRANSACTION_SECONDS, batch_done, lane_timer
@@ -79,9 +80,12 @@ class LaneStats:
     last_error: str | None = None
     errors: int = 0
     started_at: float = field(default_factory=time.time)
+    # The lane's idle pause, when it has one: its state shows beside the counters.
+    idle: IdlePause | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
+            **(self.idle.details() if self.idle is not None else {}),
             "consumed": self.consumed,
             "produced": self.produced,
             "batches": self.batches,
@@ -121,7 +125,9 @@ class BatchLane(LaneDelivery):
         self.max_wait_s = max_wait_s
         self.exactly_once = exactly_once
         self.on_assign = on_assign
-        self.stats = LaneStats()
+        # Stop fetching after a spell without records (the embedded broker's default).
+        self.idle = IdlePause() if settings.idle_pause else None
+        self.stats = LaneStats(idle=self.idle)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -149,8 +155,9 @@ class BatchLane(LaneDelivery):
             self._thread.join(timeout)
 
     def details(self) -> dict[str, object]:
-        """What the role adds to the lane's counters on the status page."""
-        return {}
+        """What the role adds to the lane's counters on the status page (the idle pause's
+        state is among the counters, :meth:`LaneStats.as_dict`)."""
+        return self.idle.details() if self.idle is not None else {}
 
     def wait_assigned(self, timeout: float = 30.0) -> bool:
         """Block until the consumer group gave this lane its partitions."""
@@ -181,11 +188,18 @@ class BatchLane(LaneDelivery):
                 self._take_over()
 
         def assigned(_consumer: Consumer, partitions: list) -> None:
+            if self.idle is not None:
+                self.idle.forget()
             self._ready.set()
             if self.on_assign:
                 self.on_assign(partitions)
 
-        consumer.subscribe(self.topics, on_assign=assigned)
+        def revoked(_consumer: Consumer, _partitions: list) -> None:
+            # librdkafka unassigns them after this returns (the client does, as without it).
+            if self.idle is not None:
+                self.idle.forget()
+
+        consumer.subscribe(self.topics, on_assign=assigned, on_revoke=revoked)
         return consumer, producer
 
     def run(self) -> None:
@@ -215,12 +229,17 @@ class BatchLane(LaneDelivery):
         while not self._stop.is_set():
             # Wait for the first message only, then take what is already queued: a
             # batch never waits for more input once there is some (latency at low rates).
-            first = consumer.poll(self.max_wait_s)
+            wait = self.idle.wait_s(self.max_wait_s) if self.idle else self.max_wait_s
+            first = consumer.poll(wait)
             if first is None:
+                if self.idle is not None:
+                    self.idle.update(consumer, 0)
                 self._caught_up(consumer)
                 self.on_idle(consumer, producer)
                 continue
             messages = [first, *consumer.consume(self.max_batch - 1, 0)]
+            if self.idle is not None:
+                self.idle.update(consumer, len(messages))
             self._ready.set()
             good = []
             for message in messages:

@@ -8,6 +8,7 @@ import threading
 import uuid
 from typing import Any
 
+from streams.kafka.idle import IdlePause
 from streams.models.routing import ModelTable
 from streams.models.wire import decode_event, make_codec
 
@@ -41,6 +42,14 @@ class ModelWatcher:
         self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
+        # Stop fetching after a spell without events (the embedded broker's default): a
+        # promotion then reaches this worker up to one interval (0.25 s) later.
+        self._next: dict[tuple[str, int], int] = {}  # offset after the last event applied
+        self.idle = (
+            IdlePause(positions=lambda: self._next)
+            if getattr(settings, "idle_pause", False)
+            else None
+        )
 
     def start(self) -> ModelWatcher:
         if self._thread is None:
@@ -114,8 +123,11 @@ class ModelWatcher:
             consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
             if not pending:
                 self._caught_up.set()
+            idle = self.idle
             while not self._stop.is_set():
-                msg = consumer.poll(self.poll_timeout)
+                msg = consumer.poll(idle.wait_s(self.poll_timeout) if idle else self.poll_timeout)
+                if idle is not None:
+                    idle.update(consumer, 0 if msg is None else 1)
                 if msg is None:
                     continue
                 if msg.error():
@@ -125,6 +137,7 @@ class ModelWatcher:
                         self.errors += 1
                         log.warning("models.events: %s", msg.error())
                 else:
+                    self._next[(topic, msg.partition())] = msg.offset() + 1
                     try:
                         self.table.apply(
                             decode_event(msg.value(), msg.headers(), self.settings, codec)

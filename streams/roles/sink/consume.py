@@ -40,9 +40,13 @@ class SinkConsumeLoop(SinkWriter):
 
     def _step(self, consumer: Consumer) -> None:
         busy = bool(self._inflight) or self.stats.buffered_rows > 0
-        messages = consumer.consume(10_000, 0.02 if busy else 0.1)
+        wait = 0.02 if busy else 0.1
+        if self._idle is not None and not busy:
+            wait = self._idle.wait_s(wait)  # paused: nothing is fetched until the next ask
+        messages = consumer.consume(10_000, wait)
         if messages:
             self._add(messages)
+        self._idle_step(consumer, len(messages))  # after _add: it may resume at next offsets
         self._finish_round(consumer)
         self._lookup_journals()
         self._flow_control(consumer)
@@ -53,6 +57,17 @@ class SinkConsumeLoop(SinkWriter):
             # nothing, so then ask the broker (every 5 s).
             self._next_lag = now + (5.0 if self._paused else 1.0)
             self._update_lag(consumer, cached=not self._paused)
+
+    def _idle_step(self, consumer: Consumer, got: int) -> None:
+        """The idle pause (:mod:`streams.kafka.idle`), when flow control holds nothing."""
+        idle = self._idle
+        if idle is None:
+            return
+        if self._paused:
+            idle.forget()  # flow control's pause, not idleness: idle time counts from now
+            return
+        idle.update(consumer, got)  # resumes at the sink's own next offsets (_next_offsets)
+        self.stats.idle_paused = idle.paused
 
     def _add(self, messages: list[Message]) -> None:
         # The hot loop (~2 us a message): consume() returns runs of one partition, so
@@ -238,6 +253,8 @@ class SinkConsumeLoop(SinkWriter):
         self.stats.lag = lag
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._idle is not None:
+            self._idle.forget()
         for tp in partitions:
             reader = self.readers.get(tp.topic)
             if reader is not None:
@@ -253,6 +270,8 @@ class SinkConsumeLoop(SinkWriter):
         self._release(consumer, partitions, commit=False)
 
     def _release(self, consumer: Consumer, partitions: list[TopicPartition], commit: bool) -> None:
+        if self._idle is not None:
+            self._idle.forget()
         keys = {(tp.topic, tp.partition) for tp in partitions}
         if commit:
             # Rounds about to finish are worth waiting for: committed now rather than

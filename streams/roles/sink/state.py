@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas import Codec
 from streams.config import Settings
+from streams.kafka.idle import IdlePause
 from streams.roles.sink.batching import PartitionBuffer, Round
 from streams.roles.sink.options import SinkOptions
 from streams.roles.sink.reader import RouteReader
@@ -66,8 +67,10 @@ class SinkState:
         self._inflight: collections.deque[Round] = collections.deque()
         self._rounds: queue.Queue[Round | None] = queue.Queue()
         self._to_commit: list[TopicPartition] = []
-        self._paused = False
+        self._paused = False  # flow control: the buffer is full
         self._repause = False
+        # Stop fetching after a spell without records (the embedded broker's default).
+        self._idle = IdlePause(positions=self._next_offsets) if settings.idle_pause else None
         self._local = threading.local()
         self._journal_lock = threading.Lock()
         self._consumer: Consumer | None = None
@@ -76,6 +79,10 @@ class SinkState:
         self._next_lookup = 0.0
         self._lookup_backoff = 0.2
         self._next_lag = 0.0
+
+    def _next_offsets(self) -> dict[tuple[str, int], int]:
+        """The offset after the last message received, of each partition that had one."""
+        return {k: p.next_offset for k, p in self._parts.items() if p.next_offset is not None}
 
     def _client(self, timeout: float = 120.0) -> Any:
         """This thread's ClickHouse client (clients are not shared between threads)."""

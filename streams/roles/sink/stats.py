@@ -26,6 +26,7 @@ class SinkStats:
     buffered_bytes: int = 0
     in_flight_rows: int = 0
     paused: bool = False
+    idle_paused: bool = False
     assigned: int = 0
     clickhouse_ok: bool | None = None
     started_at: float = field(default_factory=time.time)
@@ -62,6 +63,7 @@ class SinkStats:
                 "buffered_bytes": self.buffered_bytes,
                 "in_flight_rows": self.in_flight_rows,
                 "paused": self.paused,
+                "idle_paused": self.idle_paused,
                 "assigned_partitions": self.assigned,
                 "clickhouse_ok": self.clickhouse_ok,
                 "errors": self.errors,

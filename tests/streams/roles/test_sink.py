@@ -635,6 +635,41 @@ def test_a_batch_replayed_after_a_crash_is_not_stored_twice(stack: Settings) -> 
     assert count(settings, "SELECT sum(n) FROM predictions_1m") == (total,)
 
 
+def test_an_idle_sink_pauses_and_stores_what_comes_after_once(stack: Settings) -> None:
+    """The idle pause (streams/kafka/idle.py): between rounds of traffic the sink stops
+    fetching; each round is still stored, once, soon after it was produced."""
+    settings = stack
+    traffic = Traffic(settings, Codec.from_settings(settings))
+    sink = Sink(settings, SinkOptions.from_settings(None, env={}, batch_seconds=0.1))
+    assert sink._idle is not None  # on by default on the embedded broker
+    sink._idle.after_s = 0.5
+    sink.start()
+    try:
+        assert sink.wait_assigned(60)
+        total = 0
+        for round_ in range(3):
+            wait_for(lambda: sink.stats.as_dict()["idle_paused"], 30, f"round {round_}: a pause")
+            traffic.produce(total, 50)
+            total += 50
+            sent = time.monotonic()
+            wait_for(
+                lambda n=total: sink.stats.rows_written.get("predictions", 0) >= n,
+                30,
+                f"round {round_}: {total} rows",
+                every=0.02,
+            )
+            # One ask interval (0.25 s), the batch's 0.1 s and the insert; slack for a busy host.
+            assert time.monotonic() - sent < 3.0
+        assert sink._idle.resumes >= 3
+    finally:
+        sink.stop()
+    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (
+        total,
+        total,
+    )
+    assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (total, total)
+
+
 def test_without_the_journal_a_replay_would_duplicate(stack: Settings) -> None:
     """The control experiment: the same replay with the journal ignored stores
     rows twice, so the test above proves something."""
