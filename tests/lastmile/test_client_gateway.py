@@ -45,12 +45,21 @@ def published(settings: Settings, ids: set[str]) -> dict[str, dict]:
     return {r["request_id"]: r for r in records if r["request_id"] in ids}
 
 
+def serving(settings: Settings, model: str) -> None:
+    """Wait until the gateway serves `model`: its watcher applies a registration about a
+    second after it is published, and a model it does not know yet is a 404 (a row's
+    error), as it would be for any caller."""
+    url = f"http://127.0.0.1:{settings.gateway_port}/v2/models/{model}/ready"
+    wait_for(lambda: httpx.get(url).is_success, 30, f"the gateway to serve {model}")
+
+
 def test_rows_scored_over_the_gateway_are_answered_as_over_kafka(
     client: lastmile.Client, stack: Settings
 ) -> None:
     train = training_frame(300, seed=11)
     model = trained_model(train)
     client.models.register(model, name="card", reference=train, promote="champion")
+    serving(client.settings, "card")
     rows = training_frame(25, seed=12)
     rows.index = [f"row-{i}" for i in range(len(rows))]
     when = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -87,6 +96,7 @@ def test_a_refused_row_says_why_as_over_kafka_and_the_others_are_answered(
 ) -> None:
     train = training_frame(200, seed=13)
     client.models.register(trained_model(train), name="strict", reference=train, promote="champion")
+    serving(client.settings, "strict")
     rows = [{"amount": 42.0, "age": 30}, {"amount": 42.0}, {"amount": 70.0, "age": "old"}]
     over_http = client.score("strict", rows, timeout=60)
     over_kafka = client.score("strict", rows, timeout=60, via="kafka")
