@@ -8,7 +8,6 @@ import threading
 import uuid
 from typing import Any
 
-from streams.kafka.idle import IdlePause
 from streams.models.routing import ModelTable
 from streams.models.wire import decode_event, make_codec
 
@@ -42,14 +41,10 @@ class ModelWatcher:
         self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
-        # Stop fetching after a spell without events (the embedded broker's default): a
-        # promotion then reaches this worker up to one interval (0.25 s) later.
-        self._next: dict[tuple[str, int], int] = {}  # offset after the last event applied
-        self.idle = (
-            IdlePause(positions=lambda: self._next)
-            if getattr(settings, "idle_pause", False)
-            else None
-        )
+        # No idle pause here (streams/kafka/idle.py), unlike the lanes: a model registered
+        # and promoted, then scored at once, must be known before its requests are routed,
+        # and a paused watcher came up to a fetch later than the scorer's lane did (its
+        # requests were dead-lettered as an unknown model in tests/lastmile).
 
     def start(self) -> ModelWatcher:
         if self._thread is None:
@@ -123,11 +118,8 @@ class ModelWatcher:
             consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
             if not pending:
                 self._caught_up.set()
-            idle = self.idle
             while not self._stop.is_set():
-                msg = consumer.poll(idle.wait_s(self.poll_timeout) if idle else self.poll_timeout)
-                if idle is not None:
-                    idle.update(consumer, 0 if msg is None else 1)
+                msg = consumer.poll(self.poll_timeout)
                 if msg is None:
                     continue
                 if msg.error():
@@ -137,7 +129,6 @@ class ModelWatcher:
                         self.errors += 1
                         log.warning("models.events: %s", msg.error())
                 else:
-                    self._next[(topic, msg.partition())] = msg.offset() + 1
                     try:
                         self.table.apply(
                             decode_event(msg.value(), msg.headers(), self.settings, codec)
