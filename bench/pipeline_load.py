@@ -66,6 +66,7 @@ def run_phase(
 ) -> dict[str, Any]:
     """One phase at ``rate`` requests/s; the figures of the module docstring."""
     from streams.local.traffic_producer import produce_simulation
+    from streams.storage.db import connect
 
     lag_start = total_lags(role_lags(ports))  # a backlog left by the phase before shows
     since_ms = int(time.time() * 1000)
@@ -82,8 +83,9 @@ def run_phase(
     elapsed, used = meter.used()
     lag_end = role_lags(ports)
     stopped = time.monotonic()
+    client = connect(settings)  # one ClickHouse client for the phase's reads
     while True:
-        requests, outcomes = landed(settings, since_ms)
+        requests, outcomes = landed(client, since_ms)
         if requests >= summary.requests and outcomes >= summary.outcomes:
             break
         if time.monotonic() - stopped >= settle:
@@ -112,8 +114,9 @@ def run_phase(
     settled = role_lags(ports)
     phase["lag_settled"] = total_lags(settled)
     phase["lag_by_topic"] = {"end": lag_end, "settled": settled}
-    phase |= prediction_figures(settings, since_ms)
-    phase |= window_figures(settings, since_ms, until_ms)
+    phase |= prediction_figures(client, since_ms)
+    phase |= window_figures(client, settings.monitor, since_ms, until_ms)
+    client.close()
     held = settings.monitor.window + settings.monitor.allowed_lateness
     phase["why_not_sustained"] = reasons(phase, max_lag_s, held)
     phase["sustained"] = not phase["why_not_sustained"]

@@ -2,8 +2,8 @@
 lag per role (each worker's ``/metrics``), and from ClickHouse the predictions' and
 outcomes' rows, their latencies and how late the monitor's windows closed.
 
-Every function takes the stack's settings (or its processes) and returns plain dicts,
-so the report is JSON as it is.
+Every function takes the stack's ports or processes, or a phase's one ClickHouse client,
+and returns plain dicts, so the report is JSON as it is.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from bench.procstat import cpu_seconds
 __all__ = [
     "CpuMeter",
     "landed",
-    "outcome_rows",
     "prediction_figures",
     "role_lags",
     "role_ports",
@@ -94,7 +93,7 @@ def _nan_if_empty(n: int, value: float) -> float:
     return float(value) if n else math.nan
 
 
-def prediction_figures(settings: Any, since_ms: int) -> dict[str, float | int]:
+def prediction_figures(client: Any, since_ms: int) -> dict[str, float | int]:
     """The predictions of requests with ``event_time >= since_ms``: rows, requests they
     answer, and latencies in ms.
 
@@ -104,19 +103,13 @@ def prediction_figures(settings: Any, since_ms: int) -> dict[str, float | int]:
     - ``request -> row``: the request's broker timestamp (``ts - latency_ms``) -> the
       row's ``inserted_at`` in ClickHouse.
     """
-    from streams.storage.db import connect
-
     lag = "dateDiff('millisecond', ts, inserted_at) + latency_ms"
-    row = (
-        connect(settings)
-        .query(
-            f"SELECT count(), uniqExact(request_id), quantiles(0.5, 0.99)({lag}), max({lag}), "
-            "quantiles(0.5, 0.99)(latency_ms), max(latency_ms) "
-            "FROM predictions WHERE event_time >= fromUnixTimestamp64Milli({since:Int64})",
-            parameters={"since": since_ms},
-        )
-        .result_rows[0]
-    )
+    row = client.query(
+        f"SELECT count(), uniqExact(request_id), quantiles(0.5, 0.99)({lag}), max({lag}), "
+        "quantiles(0.5, 0.99)(latency_ms), max(latency_ms) "
+        "FROM predictions WHERE event_time >= fromUnixTimestamp64Milli({since:Int64})",
+        parameters={"since": since_ms},
+    ).result_rows[0]
     rows, requests, to_row, worst, scored, scored_max = row
     return {
         "rows": int(rows),
@@ -130,38 +123,19 @@ def prediction_figures(settings: Any, since_ms: int) -> dict[str, float | int]:
     }
 
 
-def landed(settings: Any, since_ms: int) -> tuple[int, int]:
-    """(requests with a prediction row, outcomes with a row), event times from ``since_ms``."""
-    from streams.storage.db import connect
-
-    requests = (
-        connect(settings)
-        .query(
-            "SELECT uniqExact(request_id) FROM predictions "
-            "WHERE event_time >= fromUnixTimestamp64Milli({since:Int64})",
-            parameters={"since": since_ms},
-        )
-        .result_rows[0][0]
-    )
-    return int(requests), outcome_rows(settings, since_ms)
+def landed(client: Any, since_ms: int) -> tuple[int, int]:
+    """(requests with a prediction row, outcomes with a row), event times from ``since_ms``
+    (an outcome's event time is its ``ts``)."""
+    since = "fromUnixTimestamp64Milli({since:Int64})"
+    requests, outcomes = client.query(
+        f"SELECT (SELECT uniqExact(request_id) FROM predictions WHERE event_time >= {since}), "
+        f"(SELECT uniqExact(request_id) FROM outcomes WHERE ts >= {since})",
+        parameters={"since": since_ms},
+    ).result_rows[0]
+    return int(requests), int(outcomes)
 
 
-def outcome_rows(settings: Any, since_ms: int) -> int:
-    """Outcome rows in ClickHouse with ``ts >= since_ms`` (the outcome's event time)."""
-    from streams.storage.db import connect
-
-    return int(
-        connect(settings)
-        .query(
-            "SELECT uniqExact(request_id) FROM outcomes "
-            "WHERE ts >= fromUnixTimestamp64Milli({since:Int64})",
-            parameters={"since": since_ms},
-        )
-        .result_rows[0][0]
-    )
-
-
-def window_figures(settings: Any, since_ms: int, until_ms: int) -> dict[str, Any]:
+def window_figures(client: Any, monitor: Any, since_ms: int, until_ms: int) -> dict[str, Any]:
     """How late the monitor closed the windows due while the traffic ran: those whose
     ``window_end + allowed_lateness`` falls between ``since_ms`` and ``until_ms`` (event
     time, which the simulator keeps at wall time). A window due after the traffic stopped
@@ -174,27 +148,20 @@ def window_figures(settings: Any, since_ms: int, until_ms: int) -> dict[str, Any
     allowed lateness; the delay is the first metric row's ``ts`` (when the monitor computed it)
     minus that instant; ``to_row`` is that row's ``inserted_at`` minus its ``ts``.
     """
-    from streams.storage.db import connect
-
-    lateness_ms = int(settings.monitor.allowed_lateness * 1000)
     due = "toUnixTimestamp64Milli(window_end) + {late:Int64}"
-    rows = (
-        connect(settings)
-        .query(
-            f"SELECT model, window_end, min(toUnixTimestamp64Milli(ts)) - ({due}), "
-            "min(dateDiff('millisecond', ts, inserted_at)) "
-            f"FROM metrics WHERE {due} >= {{since:Int64}} AND {due} <= {{until:Int64}} "
-            "AND dateDiff('millisecond', window_start, window_end) = {size:Int64} "
-            "GROUP BY model, window_end ORDER BY window_end",
-            parameters={
-                "since": since_ms,
-                "until": until_ms,
-                "late": lateness_ms,
-                "size": int(settings.monitor.window * 1000),
-            },
-        )
-        .result_rows
-    )
+    rows = client.query(
+        f"SELECT model, window_end, min(toUnixTimestamp64Milli(ts)) - ({due}), "
+        "min(dateDiff('millisecond', ts, inserted_at)) "
+        f"FROM metrics WHERE {due} >= {{since:Int64}} AND {due} <= {{until:Int64}} "
+        "AND dateDiff('millisecond', window_start, window_end) = {size:Int64} "
+        "GROUP BY model, window_end ORDER BY window_end",
+        parameters={
+            "since": since_ms,
+            "until": until_ms,
+            "late": int(monitor.allowed_lateness * 1000),
+            "size": int(monitor.window * 1000),
+        },
+    ).result_rows
     delays = sorted(float(r[2]) for r in rows)
     to_row = sorted(float(r[3]) for r in rows)
 
@@ -202,8 +169,8 @@ def window_figures(settings: Any, since_ms: int, until_ms: int) -> dict[str, Any
         return values[min(len(values) - 1, int(p * len(values)))] if values else math.nan
 
     return {
-        "window_s": settings.monitor.window,
-        "allowed_lateness_s": settings.monitor.allowed_lateness,
+        "window_s": monitor.window,
+        "allowed_lateness_s": monitor.allowed_lateness,
         "windows_closed": len(rows),
         "window_close_delay_p50_ms": q(delays, 0.5),
         "window_close_delay_max_ms": delays[-1] if delays else math.nan,
