@@ -156,8 +156,8 @@ class BatchLane(LaneDelivery):
 
     def details(self) -> dict[str, object]:
         """What the role adds to the lane's counters on the status page (the idle pause's
-        state is among the counters, :meth:`LaneStats.as_dict`)."""
-        return self.idle.details() if self.idle is not None else {}
+        state is among the counters already, :meth:`LaneStats.as_dict`)."""
+        return {}
 
     def wait_assigned(self, timeout: float = 30.0) -> bool:
         """Block until the consumer group gave this lane its partitions."""
