@@ -125,8 +125,13 @@ class IdlePause:
         if got:
             self._last_seen = now
             if self._seen:
-                # Fetched before the pause took hold: go on from what was delivered.
-                self._positions = self._starts(consumer, consumer.assignment())
+                # Fetched before the pause took hold: go on from what was delivered, or
+                # where the pause began for a partition whose position is not known now.
+                delivered = self._starts(consumer, consumer.assignment())
+                self._positions = {
+                    key: offset if offset >= 0 else self._positions.get(key, offset)
+                    for key, offset in delivered.items()
+                }
                 self.resume(consumer)
             return
         if not self._seen:
@@ -183,9 +188,15 @@ class IdlePause:
         if not seen:
             self._last_seen = now  # nothing assigned: look again later
             return
+        starts = self._starts(consumer, assigned)
+        if any(offset < 0 for offset in starts.values()):
+            # Where a partition goes on from is not known now (a broker slow to answer):
+            # resumed without a seek, librdkafka may skip what a purged fetch held.
+            self._last_seen = now
+            return
         consumer.pause(assigned)
         self._seen = seen
-        self._positions = self._starts(consumer, assigned)
+        self._positions = starts
         self._next_ask = now + self.interval_s
         self.pauses += 1
         log.debug("idle for %.1f s: paused %d partitions", self.after_s, len(seen))

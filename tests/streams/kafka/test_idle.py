@@ -24,9 +24,11 @@ INTERVAL_S = 0.25
 class Reader(threading.Thread):
     """A group consumer with an idle pause that commits what it read after each poll."""
 
-    def __init__(self, settings: Settings, group: str, topic: str) -> None:
+    def __init__(
+        self, settings: Settings, group: str, topic: str, timeout_s: float = 1.0
+    ) -> None:
         super().__init__(daemon=True)
-        self.pause = IdlePause(after_s=AFTER_S, interval_s=INTERVAL_S)
+        self.pause = IdlePause(after_s=AFTER_S, interval_s=INTERVAL_S, timeout_s=timeout_s)
         self.consumer = Consumer(settings.consumer_config(group))
         self.consumer.subscribe([topic], on_assign=self.pause.forget, on_revoke=self.pause.forget)
         self.values: list[bytes] = []
@@ -55,7 +57,7 @@ def produce(settings: Settings, values: list[bytes]) -> dict[bytes, float]:
     sent = {}
     for i, value in enumerate(values):
         producer.produce(settings.topic_requests, value, f"k{i}".encode())
-        producer.flush(10)
+        assert producer.flush(30) == 0, f"{value!r} not delivered in 30 s"
         sent[value] = time.monotonic()
     return sent
 
@@ -124,6 +126,29 @@ def test_nothing_lost_or_repeated_across_pauses_and_rebalances(
             reader.stop()
 
 
+def test_no_pause_while_where_to_go_on_from_is_unknown(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    """A broker too slow to say where an unread partition starts (here: every question
+    times out at once) keeps the consumer fetching: a pause it could not seek back from
+    may skip what a purged fetch held, and it could not ask for the ends either."""
+    settings = fresh_settings()
+    ensure_topics(settings)
+    reader = Reader(settings, "idle-unknown", settings.topic_requests, timeout_s=0.0)
+    reader.start()
+    try:
+        assert wait_for(lambda: bool(reader.consumer.assignment()), 30)
+        time.sleep(6 * AFTER_S)  # idle long enough to pause several times over
+        assert not reader.pause.paused
+        assert reader.pause.pauses == 0
+        values = [f"late-{i}".encode() for i in range(5)]
+        produce(settings, values)
+        assert wait_for(lambda: len(reader.values) >= len(values), 30), reader.values
+        assert reader.values == values or sorted(reader.values) == sorted(values)
+    finally:
+        reader.stop()
+
+
 def test_lane_pauses_resumes_and_shows_it(fresh_settings: Callable[..., Settings]) -> None:
     settings = fresh_settings()
     ensure_topics(settings)
@@ -134,7 +159,7 @@ def test_lane_pauses_resumes_and_shows_it(fresh_settings: Callable[..., Settings
     try:
         assert lane.wait_assigned(30)
         produce(settings, [b"before"])
-        assert wait_for(lambda: lane.stats.consumed == 1, 30)
+        assert wait_for(lambda: lane.stats.consumed == 1, 30), lane.stats.as_dict()
         assert wait_for(lambda: lane.idle.paused, 30)
         assert lane.stats.as_dict()["idle_paused"] is True
         sent = produce(settings, [b"after"])[b"after"]
