@@ -153,6 +153,11 @@ class BatchLane(LaneDelivery):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if not self._thread.is_alive():
+                # Closed clients outlive the thread through these references, and
+                # librdkafka goes on calling a broker that may be gone: let them go.
+                self.consumer = None
+                self.producer = None
 
     def details(self) -> dict[str, object]:
         """What the role adds to the lane's counters on the status page (the idle pause's
