@@ -24,9 +24,7 @@ INTERVAL_S = 0.25
 class Reader(threading.Thread):
     """A group consumer with an idle pause that commits what it read after each poll."""
 
-    def __init__(
-        self, settings: Settings, group: str, topic: str, timeout_s: float = 1.0
-    ) -> None:
+    def __init__(self, settings: Settings, group: str, topic: str, timeout_s: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.pause = IdlePause(after_s=AFTER_S, interval_s=INTERVAL_S, timeout_s=timeout_s)
         self.consumer = Consumer(settings.consumer_config(group))
