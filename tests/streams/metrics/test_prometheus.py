@@ -24,6 +24,7 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
+from constant_model import tiny_model
 from private_settings import private_settings, unique_suffix
 
 from streams.config import Settings, settings_env
@@ -80,15 +81,6 @@ class Running:
 
         wait_for(check, timeout, interval=0.5)
         return seen[0]
-
-
-def tiny_model() -> Any:
-    from river import linear_model, optim
-
-    model = linear_model.LogisticRegression(optimizer=optim.SGD(0.0), intercept_lr=0.0)
-    model.learn_one({"x": 0.0}, True)
-    model.learn_one({"x": 0.0}, False)
-    return model
 
 
 def scrape_config(ports: dict[str, int], interval: str = "1s") -> dict[str, Any]:
