@@ -123,22 +123,39 @@ def test_at_least_once_scorer_answers_every_request_and_commits_its_offsets(
     assert sorted(p["request_id"] for p in predictions) == sorted(ids)
 
 
-def test_promotion_mid_stream_switches_versions_without_loss_or_duplicate(stack) -> None:
-    settings, control = stack
-    v1, v2 = register(control, "m", -3.0), register(control, "m", 3.0)
-    control.promote("m", v1)
+def scored_across_a_switch(
+    settings: Settings,
+    switch: Callable[[ScorerLane], None],
+    consumed_first: int,
+    poll: float = 0.1,
+) -> tuple[list[str], list[str], list[dict]]:
+    """5,000 requests, then ``switch`` (a promotion, a pause) once the lane consumed
+    ``consumed_first`` of them, then 5,000 more: the ids before and after the switch and
+    every prediction, each request answered exactly once (asserted here)."""
     lane = run_lane(settings)
     try:
         first = produce_requests(settings, 5000)
-        assert wait_for(lambda: lane.stats.consumed >= 5000, 60)
-        control.promote("m", v2)
-        time.sleep(1.0)  # the contract: a promotion takes effect within a second
+        assert wait_for(lambda: lane.stats.consumed >= consumed_first, 60, poll)
+        switch(lane)
         second = produce_requests(settings, 5000, start=5000)
         predictions = read_records(settings, settings.topic_predictions, "Prediction", 10_000)
     finally:
         lane.stop()
     by_id = collections.Counter(p["request_id"] for p in predictions)
     assert set(by_id) == set(first + second) and max(by_id.values()) == 1
+    return first, second, predictions
+
+
+def test_promotion_mid_stream_switches_versions_without_loss_or_duplicate(stack) -> None:
+    settings, control = stack
+    v1, v2 = register(control, "m", -3.0), register(control, "m", 3.0)
+    control.promote("m", v1)
+
+    def promote_v2(_lane: ScorerLane) -> None:
+        control.promote("m", v2)
+        time.sleep(1.0)  # the contract: a promotion takes effect within a second
+
+    first, second, predictions = scored_across_a_switch(settings, promote_v2, 5000)
     version = {p["request_id"]: p["version"] for p in predictions}
     assert {version[r] for r in first} == {v1}
     assert {version[r] for r in second} == {v2}

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from confluent_kafka import Producer
-from test_scorer import open_stack, produce_requests, register, run_lane
+from test_scorer import (
+    open_stack,
+    produce_requests,
+    register,
+    run_lane,
+    scored_across_a_switch,
+)
 from topic_reading import read_records
 
 from streams.config import Settings
@@ -107,18 +113,12 @@ def test_pause_mid_stream_to_a_fallback_version_loses_and_duplicates_nothing(sta
     settings, control = stack
     v1, v2 = register(control, "m", -3.0), register(control, "m", 3.0)
     control.promote("m", v1)
-    lane = run_lane(settings)
-    try:
-        first = produce_requests(settings, 5000)
-        assert wait_for(lambda: lane.stats.consumed >= 2000, 60, 0.01)
+
+    def pause_to_v2(lane: ScorerLane) -> None:
         control.pause("m", fallback_version=v2)  # while the stream is being scored
         assert wait_for(lambda: paused_in(lane, "m"), SWITCH_S, 0.01)
-        second = produce_requests(settings, 5000, start=5000)
-        predictions = read_records(settings, settings.topic_predictions, "Prediction", 10_000)
-    finally:
-        lane.stop()
-    counts = collections.Counter(p["request_id"] for p in predictions)
-    assert set(counts) == set(first + second) and max(counts.values()) == 1
+
+    _, second, predictions = scored_across_a_switch(settings, pause_to_v2, 2000, poll=0.01)
     answer = {p["request_id"]: p for p in predictions}
     assert {(answer[r]["variant"], answer[r]["version"]) for r in second} == {(FALLBACK, v2)}
     assert {(p["variant"], p["version"]) for p in predictions} <= {
