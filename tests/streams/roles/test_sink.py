@@ -31,6 +31,7 @@ from typing import Any
 import fastavro
 import pytest
 from confluent_kafka import Producer
+from sample_records import drift_alert
 
 from schemas import Codec, DecodeError
 from schemas.wire import encode_long
@@ -468,22 +469,7 @@ def test_everything_lands_exactly_once_and_joins(stack: Settings) -> None:
         },
     )
     traffic.raw(settings.topic_metrics, value, b"fraud", headers)
-    value, headers = codec.encode(
-        "Alert",
-        {
-            "alert_id": "a1",
-            "model": "fraud",
-            "kind": "drift",
-            "metric": "psi",
-            "feature": "age",
-            "state": "firing",
-            "value": 0.3,
-            "threshold": 0.2,
-            "severity": "warning",
-            "rule": "psi-high",
-            "ts": NOW,
-        },
-    )
+    value, headers = codec.encode("Alert", drift_alert("fraud", NOW))
     traffic.raw(settings.topic_alerts, value, b"fraud", headers)
     version = {
         "flavor": "river",
