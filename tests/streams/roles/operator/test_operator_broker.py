@@ -16,10 +16,11 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 from operator_traffic import Classifier, Traffic, register_pair
+from private_settings import private_settings
 
 from schemas import Codec
 from streams.cli.main import main
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.kafka.topics import ensure_topics, read_to_end
 from streams.models import ControlPlane
 from streams.roles.monitor import MonitorLane
@@ -73,14 +74,9 @@ def healing(
     its outcomes 0.3 s later; v1 (good) serves, then the broken v2 is promoted. Once for
     the module (the tests read what it left)."""
     tmp_path = tmp_path_factory.mktemp("healing")
-    suffix = uuid.uuid4().hex[:8]
-    defaults = load_settings(env={}, toml_path=None)
-    settings = load_settings(
-        env={},
-        toml_path=None,
-        kafka_port=broker.port,
-        data_dir=tmp_path / "data",
-        **{f"topic_{role}": f"{name}.{suffix}" for role, name in defaults.topics.items()},
+    settings = private_settings(
+        broker.port,
+        tmp_path / "data",
         monitor_window="3s",
         monitor_allowed_lateness="2s",
         monitor_rules=rules_file(tmp_path),
