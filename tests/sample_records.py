@@ -26,3 +26,28 @@ def drift_alert(model: str, ts: int, **fields: Any) -> dict[str, Any]:
         "ts": ts,
         **fields,
     }
+
+
+def accuracy_alert(rule: str, version: int | None, value: float, ts: int, **fields: Any) -> dict:
+    """An ``Alert`` firing on model ``m``'s ``version``: accuracy ``value`` under the
+    rule's 0.7, critical (what the operator acts on), with ``fields`` added or replaced.
+
+    >>> accuracy_alert("floor", 2, 0.3, 1)["alert_id"], accuracy_alert("floor", 2, 0.3, 1)["kind"]
+    ('floor-2', 'performance')
+    """
+    return {
+        "alert_id": f"{rule}-{version}",
+        "model": "m",
+        "version": version,
+        "kind": "performance",
+        "metric": "accuracy",
+        "feature": None,
+        "state": "firing",
+        "value": value,
+        "threshold": 0.7,
+        "severity": "critical",
+        "rule": rule,
+        "ts": ts,
+        "message": "",
+        **fields,
+    }

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from confluent_kafka import Producer
 from operator_traffic import Classifier, Traffic, register_pair
 from private_settings import private_settings
+from sample_records import accuracy_alert
 
 from schemas import Codec
 from streams.cli.main import main
@@ -219,22 +220,9 @@ def produce_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
 
 
 def alert(rule: str, version: int, **kw: Any) -> dict[str, Any]:
-    return {
-        "alert_id": f"{rule}-{version}-{uuid.uuid4().hex[:4]}",
-        "model": "m",
-        "version": version,
-        "kind": "performance",
-        "metric": "accuracy",
-        "feature": None,
-        "state": "firing",
-        "value": 0.2,
-        "threshold": 0.7,
-        "severity": "critical",
-        "rule": rule,
-        "ts": int(time.time() * 1000) - 1000,
-        "message": "",
-        **kw,
-    }
+    ts = int(time.time() * 1000) - 1000
+    unique = f"{rule}-{version}-{uuid.uuid4().hex[:4]}"
+    return accuracy_alert(rule, version, 0.2, ts, **{"alert_id": unique, **kw})
 
 
 @pytest.fixture
