@@ -219,6 +219,20 @@ def produce_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
     assert producer.flush(30) == 0
 
 
+def operator_acting_on(
+    settings: Settings, alerts: list[dict[str, Any]], acted: Callable[[], Any], what: str
+) -> Any:
+    """An operator running while ``alerts`` are produced, until ``acted()`` is truthy
+    (its value), within 30 s; stopped after."""
+    lane = OperatorLane(settings)
+    lane.start()
+    try:
+        produce_alerts(settings, alerts)
+        return wait_until(acted, 30, what)
+    finally:
+        lane.stop()
+
+
 def alert(rule: str, version: int, **kw: Any) -> dict[str, Any]:
     ts = int(time.time() * 1000) - 1000
     unique = f"{rule}-{version}-{uuid.uuid4().hex[:4]}"
@@ -250,13 +264,12 @@ def test_dry_run_acts_on_nothing(alone) -> None:
         plane.promote("m", broken)
         before = plane.state("m")
         published = len(events_of(settings))
-        lane = OperatorLane(settings)
-        lane.start()
-        try:
-            produce_alerts(settings, [alert("fresh_champion", broken)])
-            [record] = wait_until(lambda: read_actions(settings), 30, "the dry-run record")
-        finally:
-            lane.stop()
+        [record] = operator_acting_on(
+            settings,
+            [alert("fresh_champion", broken)],
+            lambda: read_actions(settings),
+            "the dry-run record",
+        )
         assert (record["outcome"], record["mode"]) == ("would", "dry-run")
         assert record["message"] == f"would roll back m from v{broken} to v{good}"
         after = plane.state("m")
@@ -271,14 +284,13 @@ def test_cooldown_and_restarts_act_once_per_alert(alone) -> None:
         v3 = plane.register_and_publish("m", Classifier(), "python", features=["x"]).version
         plane.promote("m", v2)
         plane.promote("m", v3)
-        lane = OperatorLane(settings)
-        lane.start()
-        try:
-            # Two alerts on v3 in one window: one rollback, one held by the cooldown.
-            produce_alerts(settings, [alert("fresh_champion", v3), alert("champion_floor", v3)])
-            records = wait_until(lambda: actions_at_least(settings, 2), 30, "2 records")
-        finally:
-            lane.stop()
+        # Two alerts on v3 in one window: one rollback, one held by the cooldown.
+        records = operator_acting_on(
+            settings,
+            [alert("fresh_champion", v3), alert("champion_floor", v3)],
+            lambda: actions_at_least(settings, 2),
+            "2 records",
+        )
         assert sorted((r["outcome"], r["reason"]) for r in records) == [
             ("done", ""),
             ("skipped", "cooldown"),
@@ -304,13 +316,12 @@ def test_one_command_undoes_an_action(alone) -> None:
     with ControlPlane(settings) as plane:
         good, broken = register_pair(plane, "m")
         plane.promote("m", broken)
-        lane = OperatorLane(settings)
-        lane.start()
-        try:
-            produce_alerts(settings, [alert("fresh_champion", broken)])
-            [done] = wait_until(lambda: read_actions(settings), 30, "the rollback")
-        finally:
-            lane.stop()
+        [done] = operator_acting_on(
+            settings,
+            [alert("fresh_champion", broken)],
+            lambda: read_actions(settings),
+            "the rollback",
+        )
         assert plane.state("m").champion == good
         runner = CliRunner()
         undo = runner.invoke(main, ["actions", "undo", done["action_id"]], obj=settings)
