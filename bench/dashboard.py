@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -131,64 +130,60 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    from bench.scratch_store import scratch_store
     from streams.config import load_settings
-    from streams.local.processes import free_port
     from streams.storage import db
-    from streams.storage.store import EmbeddedStore
 
-    with tempfile.TemporaryDirectory(prefix="lastmile-bench-dashboard-") as tmp:
-        root = Path(tmp)
-        store = EmbeddedStore(root / "clickhouse", free_port(), log_path=root / "store.log")
-        with store:
-            registry = root / "registry"
-            os.environ.update(_env(store.port, "bench", registry))
-            for name in (
-                "LASTMILE_CLICKHOUSE_URL",
-                "LASTMILE_CONFIG",
-                "LASTMILE_DASHBOARD_PASSWORD",
-            ):
-                os.environ.pop(name, None)
-            settings = load_settings(toml_path=None)
-            db.ensure_schema(settings)
-            client = db.connect(settings)
-            started = time.perf_counter()
-            run = fill(
-                client,
-                registry,
-                rows=args.rows,
-                hours=args.hours,
-                progress=lambda m: print(f"  {m}", flush=True),
-            )
-            filled = time.perf_counter() - started
-            (n,) = client.query("SELECT count() FROM predictions").result_rows[0]
-            (m,) = client.query("SELECT count() FROM predictions_1m").result_rows[0]
-            client.close()
+    with scratch_store("lastmile-bench-dashboard-") as (store, root):
+        registry = root / "registry"
+        os.environ.update(_env(store.port, "bench", registry))
+        for name in (
+            "LASTMILE_CLICKHOUSE_URL",
+            "LASTMILE_CONFIG",
+            "LASTMILE_DASHBOARD_PASSWORD",
+        ):
+            os.environ.pop(name, None)
+        settings = load_settings(toml_path=None)
+        db.ensure_schema(settings)
+        client = db.connect(settings)
+        started = time.perf_counter()
+        run = fill(
+            client,
+            registry,
+            rows=args.rows,
+            hours=args.hours,
+            progress=lambda m: print(f"  {m}", flush=True),
+        )
+        filled = time.perf_counter() - started
+        (n,) = client.query("SELECT count() FROM predictions").result_rows[0]
+        (m,) = client.query("SELECT count() FROM predictions_1m").result_rows[0]
+        client.close()
+        print(
+            f"filled {n:,} predictions ({m:,} rollup rows) over {args.hours:g} h "
+            f"in {filled:.1f} s ({n / filled:,.0f} rows/s)"
+        )
+        print(
+            f"model fraud; range: the whole run ({args.hours:g} h), or the last hour "
+            "(1 h); times in seconds"
+        )
+        print(
+            f"{'page':<18}{'cold render':>12}{'queries':>9}{'query time':>12}"
+            f"{'warm render':>13}  slowest query"
+        )
+        _serve_like_the_command()
+        for label, page, whole, state in CASES:
+            r = _render(page, run, whole, state, args.timeout)
+            name, seconds, _rows = r["slowest"]
+            flag = "" if r["cold"] < 2.0 else "  OVER 2 s"
             print(
-                f"filled {n:,} predictions ({m:,} rollup rows) over {args.hours:g} h "
-                f"in {filled:.1f} s ({n / filled:,.0f} rows/s)"
+                f"{label:<18}{r['cold']:>12.2f}{r['queries']:>9}{r['query_s']:>12.2f}"
+                f"{r['warm']:>13.2f}  {name} {seconds:.2f}{flag}"
             )
-            print(
-                f"model fraud; range: the whole run ({args.hours:g} h), or the last hour "
-                "(1 h); times in seconds"
-            )
-            print(
-                f"{'page':<18}{'cold render':>12}{'queries':>9}{'query time':>12}"
-                f"{'warm render':>13}  slowest query"
-            )
-            _serve_like_the_command()
-            for label, page, whole, state in CASES:
-                r = _render(page, run, whole, state, args.timeout)
-                name, seconds, _rows = r["slowest"]
-                flag = "" if r["cold"] < 2.0 else "  OVER 2 s"
-                print(
-                    f"{label:<18}{r['cold']:>12.2f}{r['queries']:>9}{r['query_s']:>12.2f}"
-                    f"{r['warm']:>13.2f}  {name} {seconds:.2f}{flag}"
-                )
-                if label == "overview":
-                    tiles = ("Predictions/s", "Latency p99", "Active alerts")
-                    print(f"{'':<18}shown: " + ", ".join(f"{k} {r['shown'].get(k)}" for k in tiles))
-                for error in r["errors"]:
-                    print(f"{'':<18}error: {error}")
+            if label == "overview":
+                tiles = ("Predictions/s", "Latency p99", "Active alerts")
+                print(f"{'':<18}shown: " + ", ".join(f"{k} {r['shown'].get(k)}" for k in tiles))
+            for error in r["errors"]:
+                print(f"{'':<18}error: {error}")
     return 0
 
 

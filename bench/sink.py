@@ -28,7 +28,6 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from confluent_kafka import Producer  # noqa: E402
 
 from bench.procstat import cpu_seconds  # noqa: E402
+from bench.scratch_store import scratch_store  # noqa: E402
 from schemas import Codec  # noqa: E402
 from schemas.wire import encode_long  # noqa: E402
 from streams.config import Settings, load_settings  # noqa: E402
@@ -465,19 +465,16 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="lastmile-bench-sink-") as tmp:
-        base = Path(tmp)
-        store = EmbeddedStore(base / "clickhouse", free_port(), log_path=base / "store.log")
-        with store:
-            if not args.skip_e2e:
-                with EmbeddedBroker(Path(tmp) / "broker", free_port()) as broker:
-                    print(f"end to end: {args.rows:,} predictions, topic to ClickHouse")
-                    bench_end_to_end(broker, store, args.rows, args.partitions)
-                print("write path, one 50,000-row batch:")
-                bench_write_paths(store)
-            if not args.skip_dashboard:
-                print(f"dashboard queries, {args.dashboard_rows:,} predictions in the last 24 h")
-                bench_dashboard(store, args.dashboard_rows, args.repeat)
+    with scratch_store("lastmile-bench-sink-") as (store, base):
+        if not args.skip_e2e:
+            with EmbeddedBroker(base / "broker", free_port()) as broker:
+                print(f"end to end: {args.rows:,} predictions, topic to ClickHouse")
+                bench_end_to_end(broker, store, args.rows, args.partitions)
+            print("write path, one 50,000-row batch:")
+            bench_write_paths(store)
+        if not args.skip_dashboard:
+            print(f"dashboard queries, {args.dashboard_rows:,} predictions in the last 24 h")
+            bench_dashboard(store, args.dashboard_rows, args.repeat)
     return 0
 
 

@@ -10,7 +10,7 @@ import httpx
 import pandas as pd
 
 from lastmile.errors import ClientError
-from lastmile.frames import Store, TimeLike, as_utc
+from lastmile.frames import StoredFrames, TimeLike, as_utc
 from lastmile.gateway import gateway_url
 from lastmile.models import Models
 from streams.config import Settings, load_settings
@@ -19,7 +19,7 @@ from streams.models import ControlPlane
 __all__ = ["Client"]
 
 
-class Client:
+class Client(StoredFrames):
     """A lastmile stack from Python: its models, scoring (Kafka or the gateway), what it stored.
 
     With no arguments it talks to the stack ``lastmile up`` runs on this machine, with
@@ -101,7 +101,6 @@ class Client:
         self.gateway = gateway_url(gateway, settings)
         self.publish = publish
         self._plane: ControlPlane | None = None
-        self._store = Store(settings)
         self._topics_checked = False
         self._sender: Any = None
         self._http: httpx.Client | None = None
@@ -134,7 +133,7 @@ class Client:
     @property
     def clickhouse(self) -> Any:
         """The clickhouse-connect client the frames are read with (connected on first use)."""
-        return self._store.connection()
+        return self._connection()
 
     def _ensure_topics(self) -> None:
         if not self._topics_checked:
@@ -225,54 +224,6 @@ class Client:
             event_time_ms=event_time_ms,
         )
 
-    # -- what ClickHouse holds
-
-    def predictions(
-        self,
-        model: str,
-        since: TimeLike = None,
-        until: TimeLike = None,
-        *,
-        version: int | None = None,
-        limit: int = 100_000,
-    ) -> pd.DataFrame:
-        """The stored predictions of ``model`` scored in [since, until), oldest first.
-
-        Times are datetimes (naive ones UTC), ISO strings, or a ``timedelta`` before now.
-        One row per prediction (shadows included, ``variant`` says which), with the
-        features the model saw as a dict in ``features``.
-        """
-        return self._store.predictions(model, since, until, version=version, limit=limit)
-
-    def metrics(
-        self,
-        model: str | None = None,
-        metric: str | None = None,
-        *,
-        feature: str | None = None,
-        version: int | None = None,
-        since: TimeLike = None,
-        until: TimeLike = None,
-        limit: int = 100_000,
-    ) -> pd.DataFrame:
-        """Window values of the monitor's and learner's metrics (drift, quality, latency,
-        accuracy...), oldest window first; ``version`` 0 and ``feature`` "" are the model
-        as a whole."""
-        return self._store.metrics(model, metric, feature, version, since, until, limit)
-
-    def alerts(
-        self,
-        model: str | None = None,
-        *,
-        since: TimeLike = None,
-        until: TimeLike = None,
-        firing: bool = False,
-        limit: int = 100_000,
-    ) -> pd.DataFrame:
-        """Alerts firing and resolving, oldest first; ``firing=True`` keeps the alerts whose
-        latest event in the range is a firing (``lastmile alerts list --firing``)."""
-        return self._store.alerts(model, since, until, firing=firing, limit=limit)
-
     # -- traffic
 
     def simulate(
@@ -319,7 +270,7 @@ class Client:
         if self._http is not None:
             self._http.close()
             self._http = None
-        self._store.close()
+        self._close_store()
 
     def __enter__(self) -> Client:
         return self

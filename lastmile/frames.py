@@ -24,7 +24,7 @@ import pandas as pd
 from lastmile.errors import ClientError, StoreUnavailable
 from streams.config import Settings
 
-__all__ = ["EARLIEST", "LATEST", "Store", "TimeLike", "as_utc"]
+__all__ = ["EARLIEST", "LATEST", "StoredFrames", "TimeLike", "as_utc"]
 
 TimeLike = dt.datetime | dt.date | dt.timedelta | str | pd.Timestamp | None
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -85,28 +85,32 @@ def _features(row: pd.Series) -> dict[str, Any]:
     return out
 
 
-class Store:
-    """Queries of the settings' ClickHouse; one connection, opened on first use."""
+class StoredFrames:
+    """What the sink stored in ClickHouse, as DataFrames: the reading half of
+    :class:`lastmile.Client`, which inherits it and sets ``settings``.
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._client: Any = None
+    One connection to the settings' ClickHouse, opened on first use.
+    """
+
+    settings: Settings
+    # Class-level until the first query connects, so a subclass's __init__ need not know.
+    _clickhouse: Any = None
 
     def _where(self) -> str:
         p = self.settings.clickhouse_params()
         return f"{p['host']}:{p['port']}/{p['database']}"
 
-    def connection(self) -> Any:
+    def _connection(self) -> Any:
         """The clickhouse-connect client, connected on first use."""
         from streams.storage.db import connect
 
-        if self._client is None:
-            self._client = self._guarded(lambda: connect(self.settings))
-        return self._client
+        if self._clickhouse is None:
+            self._clickhouse = self._guarded(lambda: connect(self.settings))
+        return self._clickhouse
 
-    def query(self, sql: str, parameters: dict[str, Any]) -> pd.DataFrame:
+    def _query(self, sql: str, parameters: dict[str, Any]) -> pd.DataFrame:
         """The query's rows as a frame; StoreUnavailable when ClickHouse cannot answer."""
-        client = self.connection()
+        client = self._connection()
         result = self._guarded(lambda: client.query(sql, parameters=parameters))
         # Built from the rows, not query_df: an empty result keeps its columns.
         frame = pd.DataFrame(result.result_rows, columns=list(result.column_names))
@@ -133,11 +137,17 @@ class Store:
         model: str,
         since: TimeLike = None,
         until: TimeLike = None,
+        *,
         version: int | None = None,
         limit: int = 100_000,
     ) -> pd.DataFrame:
-        """One row per stored prediction of ``model``, oldest first; ``features`` as a dict."""
-        frame = self.query(
+        """The stored predictions of ``model`` scored in [since, until), oldest first.
+
+        Times are datetimes (naive ones UTC), ISO strings, or a ``timedelta`` before now.
+        One row per prediction (shadows included, ``variant`` says which), with the
+        features the model saw as a dict in ``features``.
+        """
+        frame = self._query(
             _PREDICTIONS,
             {
                 "model": model,
@@ -155,17 +165,17 @@ class Store:
         self,
         model: str | None = None,
         metric: str | None = None,
+        *,
         feature: str | None = None,
         version: int | None = None,
         since: TimeLike = None,
         until: TimeLike = None,
         limit: int = 100_000,
     ) -> pd.DataFrame:
-        """The monitor's and learner's window values, oldest window first.
-
-        ``version`` 0 and ``feature``/``segment`` "" are the model as a whole.
-        """
-        return self.query(
+        """Window values of the monitor's and learner's metrics (drift, quality, latency,
+        accuracy...), oldest window first; ``version`` 0 and ``feature`` "" are the model
+        as a whole (``segment`` "" likewise)."""
+        return self._query(
             _METRICS,
             {
                 "model": model or "",
@@ -181,15 +191,17 @@ class Store:
     def alerts(
         self,
         model: str | None = None,
+        *,
         since: TimeLike = None,
         until: TimeLike = None,
         firing: bool = False,
         limit: int = 100_000,
     ) -> pd.DataFrame:
-        """Alert events, oldest first; ``firing``: the alerts whose latest event is a firing."""
+        """Alerts firing and resolving, oldest first; ``firing=True`` keeps the alerts whose
+        latest event in the range is a firing (``lastmile alerts list --firing``)."""
         from streams.cli.alerts import firing_now
 
-        frame = self.query(
+        frame = self._query(
             _ALERTS,
             {
                 "model": model or "",
@@ -202,7 +214,7 @@ class Store:
             frame = pd.DataFrame(firing_now(frame.to_dict("records")), columns=frame.columns)
         return frame.reset_index(drop=True)
 
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def _close_store(self) -> None:
+        if self._clickhouse is not None:
+            self._clickhouse.close()
+            self._clickhouse = None

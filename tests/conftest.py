@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import is_hypothesis_test
+from private_settings import private_settings
 
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.local.broker import EmbeddedBroker
 from streams.local.processes import free_port
 
@@ -57,18 +57,7 @@ def fresh_settings(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Sett
     """
 
     def make(**overrides: object) -> Settings:
-        suffix = uuid.uuid4().hex[:8]
-        topics = {
-            f"topic_{role}": f"{name}.{suffix}"
-            for role, name in load_settings(env={}, toml_path=None).topics.items()
-        }
-        values = {
-            "kafka_port": broker.port,
-            "data_dir": tmp_path / "data",
-            **topics,
-            **overrides,
-        }
-        return load_settings(env={}, toml_path=None, **values)
+        return private_settings(broker.port, tmp_path / "data", **overrides)
 
     return make
 

@@ -4,7 +4,6 @@ River model and its data, and a wait."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from private_settings import private_settings, unique_suffix
 from river import linear_model, preprocessing
 
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.kafka.topics import ensure_topics
 from streams.local.processes import free_port
 from streams.roles.gateway import GatewayRole
@@ -64,18 +64,15 @@ def running_stack(
     A test module takes it as ``stack`` by importing it (``from client_stack import
     running_stack``): a conftest.py here would clash, under ``--doctest-modules``, with
     the other non-root conftest.py files, all imported as ``conftest``."""
-    suffix = uuid.uuid4().hex[:8]
+    suffix = unique_suffix()
     base: Path = tmp_path_factory.mktemp("lastmile")
-    defaults = load_settings(env={}, toml_path=None)
-    settings = load_settings(
-        env={},
-        toml_path=None,
-        kafka_port=broker.port,
+    settings = private_settings(
+        broker.port,
+        base / "data",
+        suffix,
         clickhouse_port=clickhouse.port,
         clickhouse_database=f"client_{suffix}",
-        data_dir=base / "data",
         gateway_port=free_port(),
-        **{f"topic_{role}": f"{name}.{suffix}" for role, name in defaults.topics.items()},
     )
     ensure_topics(settings)
     db.ensure_schema(settings)

@@ -11,6 +11,7 @@ import struct
 
 import fastavro
 import pytest
+from sample_records import drift_alert
 
 from schemas import (
     HEADER_FINGERPRINT,
@@ -155,21 +156,7 @@ SAMPLES: dict[str, list[dict]] = {
         },
     ],
     "Alert": [
-        {
-            "alert_id": "a1",
-            "model": "churn",
-            "version": 1,
-            "kind": "drift",
-            "metric": "psi",
-            "feature": "age",
-            "state": "firing",
-            "value": 0.3,
-            "threshold": 0.2,
-            "severity": "warning",
-            "rule": "psi-high",
-            "ts": T,
-            "message": "age drifted",
-        },
+        drift_alert("churn", T, version=1, message="age drifted"),
         {
             "alert_id": "a1",
             "model": "churn",

@@ -32,7 +32,15 @@ import numpy as np
 
 from streams.models.flavors.errors import FlavorMismatchError, MissingRuntimeError
 
-__all__ = ["Flavor", "ModelFacts", "Predictor", "loaded_module", "plain", "require"]
+__all__ = [
+    "Flavor",
+    "ModelFacts",
+    "Predictor",
+    "booster_classes",
+    "loaded_module",
+    "plain",
+    "require",
+]
 
 #: The checked matrix (or a DataFrame of it, for models that want column names) in,
 #: probabilities (n x classes) or values (n) out.
@@ -66,6 +74,18 @@ def plain(values: Any) -> list[Any] | None:
     if values is None:
         return None
     return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+
+def booster_classes(model: Any, declared: int) -> list[Any]:
+    """A gradient-boosted classifier's labels: its scikit-learn wrapper's ``classes_``,
+    else 0..n-1 for the ``declared`` classes of its booster (two at least: a binary
+    booster declares one, or none).
+
+    >>> booster_classes(object(), 1), booster_classes(object(), 3)
+    ([0, 1], [0, 1, 2])
+    """
+    classes = getattr(model, "classes_", None)
+    return plain(classes) if classes is not None else list(range(max(declared, 2)))
 
 
 def require(module: str, extra: str) -> ModuleType:

@@ -26,8 +26,8 @@ from streams.models.flavors.base import (
     Flavor,
     ModelFacts,
     Predictor,
+    booster_classes,
     loaded_module,
-    plain,
     require,
 )
 from streams.models.flavors.errors import FlavorMismatchError, UnsupportedModelError
@@ -89,11 +89,9 @@ class LightGBMFlavor(Flavor):
         objective = header.get("objective", "regression").split()[0]
         if objective in ("lambdarank", "rank_xendcg"):
             raise UnsupportedModelError(f"LightGBM objective {objective} ranks; it scores no rows")
-        classes = getattr(obj, "classes_", None)
         if objective in _CLASSIFIERS:
-            count = max(int(header.get("num_class", "1")), 2)
             task = "classification"
-            classes = plain(classes) if classes is not None else list(range(count))
+            classes = booster_classes(obj, int(header.get("num_class", "1")))
         else:
             task, classes = "regression", None
         names = booster.feature_name()

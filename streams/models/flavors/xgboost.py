@@ -27,8 +27,8 @@ from streams.models.flavors.base import (
     Flavor,
     ModelFacts,
     Predictor,
+    booster_classes,
     loaded_module,
-    plain,
     require,
 )
 from streams.models.flavors.errors import FlavorMismatchError, UnsupportedModelError
@@ -87,11 +87,10 @@ class XGBoostFlavor(Flavor):
             raise UnsupportedModelError(
                 f"XGBoost objective {objective} predicts {_NO_SCORE[objective]}"
             )
-        classes = getattr(obj, "classes_", None)
         if objective.startswith(("binary:", "multi:")):
-            count = max(int(learner["learner_model_param"].get("num_class") or 0), 2)
             task = "classification"
-            classes = plain(classes) if classes is not None else list(range(count))
+            declared = int(learner["learner_model_param"].get("num_class") or 0)
+            classes = booster_classes(obj, declared)
         else:
             task, classes = "regression", None
         names = booster.feature_names

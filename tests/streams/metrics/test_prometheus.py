@@ -24,8 +24,10 @@ import orjson
 import pytest
 import yaml
 from confluent_kafka import Consumer, Producer, TopicPartition
+from constant_model import tiny_model
+from private_settings import private_settings, unique_suffix
 
-from streams.config import Settings, load_settings, settings_env
+from streams.config import Settings, settings_env
 from streams.kafka.topics import ensure_topics
 from streams.local.processes import ManagedProcess, free_port, free_ports, wait_for
 from streams.local.stack import Stack, role_services
@@ -81,15 +83,6 @@ class Running:
         return seen[0]
 
 
-def tiny_model() -> Any:
-    from river import linear_model, optim
-
-    model = linear_model.LogisticRegression(optimizer=optim.SGD(0.0), intercept_lr=0.0)
-    model.learn_one({"x": 0.0}, True)
-    model.learn_one({"x": 0.0}, False)
-    return model
-
-
 def scrape_config(ports: dict[str, int], interval: str = "1s") -> dict[str, Any]:
     """docker-compose's prometheus.yml with each role's DNS discovery replaced by this
     test's worker: the same jobs, names and metrics path, scraped every second."""
@@ -105,24 +98,18 @@ def scrape_config(ports: dict[str, int], interval: str = "1s") -> dict[str, Any]
 @pytest.fixture(scope="module")
 def running(broker, clickhouse, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("metrics")
-    suffix = uuid.uuid4().hex[:8]
-    topics = {
-        f"topic_{role}": f"{name}.{suffix}"
-        for role, name in load_settings(env={}, toml_path=None).topics.items()
-    }
-    settings = load_settings(
-        env={},
-        toml_path=None,
-        kafka_port=broker.port,
+    suffix = unique_suffix()
+    settings = private_settings(
+        broker.port,
+        tmp / "data",
+        suffix,
         clickhouse_port=clickhouse.port,
         clickhouse_database=f"m_{suffix}",
-        data_dir=tmp / "data",
         web_port=free_ports(len(ROLES)),
         gateway_port=free_port(),
         monitor_window="2s",
         monitor_allowed_lateness="0s",
         monitor_group=f"lastmile-monitor-{suffix}",
-        **topics,
     )
     ensure_topics(settings)
     with ControlPlane(settings) as control:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
+from constant_model import tiny_model
+from topic_reading import read_messages, read_records
 
 from schemas import Codec
 from streams.config import Settings, settings_env
@@ -25,17 +27,6 @@ from streams.models import ControlPlane, ModelTable, ModelWatcher
 from streams.roles.scorer import Scorer, ScorerLane
 
 FEATURES = ["x"]
-
-
-def tiny_model(bias: float):
-    """A River logistic regression whose score tells which version answered."""
-    from river import linear_model, optim
-
-    model = linear_model.LogisticRegression(optimizer=optim.SGD(0.0), intercept_lr=0.0)
-    model.learn_one({"x": 0.0}, True)
-    model.learn_one({"x": 0.0}, False)
-    model.intercept = bias
-    return model
 
 
 @pytest.fixture
@@ -85,34 +76,6 @@ def produce_requests(
     return ids
 
 
-def read_all(settings: Settings, topic: str, schema: str, expect: int, timeout: float = 60) -> list:
-    """Every committed record of ``topic`` (read_committed), waiting until ``expect`` arrived."""
-    codec = Codec.from_settings(settings)
-    return [
-        codec.decode(m.value(), m.headers(), schema, topic)
-        for m in read_messages(settings, topic, expect, timeout)
-    ]
-
-
-def read_messages(settings: Settings, topic: str, expect: int, timeout: float = 60) -> list:
-    """Every committed message of ``topic``, waiting until ``expect`` arrived."""
-    consumer = Consumer(settings.consumer_config("reader", **{"isolation.level": "read_committed"}))
-    partitions = range(settings.topic_partitions)
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    messages: list[Message] = []
-    deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        batch = consumer.consume(5000, 0.2)
-        messages += [m for m in batch if m.error() is None]
-        if batch:
-            quiet_since = time.monotonic()
-        elif len(messages) >= expect and time.monotonic() - quiet_since > 1.0:
-            break
-    consumer.close()
-    return messages
-
-
 def run_lane(settings: Settings) -> ScorerLane:
     lane = ScorerLane(settings)
     lane.start()
@@ -126,7 +89,7 @@ def test_every_request_gets_exactly_one_prediction_from_the_champion(stack) -> N
     lane = run_lane(settings)
     try:
         ids = produce_requests(settings, 10_000)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 10_000)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 10_000)
     finally:
         lane.stop()
     assert sorted(p["request_id"] for p in predictions) == sorted(ids)
@@ -146,7 +109,7 @@ def test_at_least_once_scorer_answers_every_request_and_commits_its_offsets(
     try:
         assert not lane.exactly_once
         ids = produce_requests(settings, 3000)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 3000)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 3000)
     finally:
         lane.stop()
     assert sorted(p["request_id"] for p in predictions) == sorted(ids)
@@ -154,28 +117,45 @@ def test_at_least_once_scorer_answers_every_request_and_commits_its_offsets(
     lane = run_lane(settings)
     try:
         ids += produce_requests(settings, 10, start=3000)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 3010)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 3010)
     finally:
         lane.stop()
     assert sorted(p["request_id"] for p in predictions) == sorted(ids)
+
+
+def scored_across_a_switch(
+    settings: Settings,
+    switch: Callable[[ScorerLane], None],
+    consumed_first: int,
+    poll: float = 0.1,
+) -> tuple[list[str], list[str], list[dict]]:
+    """5,000 requests, then ``switch`` (a promotion, a pause) once the lane consumed
+    ``consumed_first`` of them, then 5,000 more: the ids before and after the switch and
+    every prediction, each request answered exactly once (asserted here)."""
+    lane = run_lane(settings)
+    try:
+        first = produce_requests(settings, 5000)
+        assert wait_for(lambda: lane.stats.consumed >= consumed_first, 60, poll)
+        switch(lane)
+        second = produce_requests(settings, 5000, start=5000)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 10_000)
+    finally:
+        lane.stop()
+    by_id = collections.Counter(p["request_id"] for p in predictions)
+    assert set(by_id) == set(first + second) and max(by_id.values()) == 1
+    return first, second, predictions
 
 
 def test_promotion_mid_stream_switches_versions_without_loss_or_duplicate(stack) -> None:
     settings, control = stack
     v1, v2 = register(control, "m", -3.0), register(control, "m", 3.0)
     control.promote("m", v1)
-    lane = run_lane(settings)
-    try:
-        first = produce_requests(settings, 5000)
-        assert wait_for(lambda: lane.stats.consumed >= 5000, 60)
+
+    def promote_v2(_lane: ScorerLane) -> None:
         control.promote("m", v2)
         time.sleep(1.0)  # the contract: a promotion takes effect within a second
-        second = produce_requests(settings, 5000, start=5000)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 10_000)
-    finally:
-        lane.stop()
-    by_id = collections.Counter(p["request_id"] for p in predictions)
-    assert set(by_id) == set(first + second) and max(by_id.values()) == 1
+
+    first, second, predictions = scored_across_a_switch(settings, promote_v2, 5000)
     version = {p["request_id"]: p["version"] for p in predictions}
     assert {version[r] for r in first} == {v1}
     assert {version[r] for r in second} == {v2}
@@ -194,7 +174,7 @@ def test_split_is_90_10_and_sticky_and_shadow_scores_beside(stack) -> None:
     try:
         # 20k requests from 2k entities, 10 requests each.
         produce_requests(settings, 20_000, key=lambda i: f"customer-{i % 2000}")
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 40_000)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 40_000)
     finally:
         lane.stop()
     answers = [p for p in predictions if p["variant"] != "shadow"]
@@ -233,8 +213,8 @@ def test_bad_requests_become_dead_letters_and_the_rest_is_scored(stack) -> None:
     produce_requests(settings, 100)
     lane = run_lane(settings)
     try:
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 100)
-        letters = read_all(settings, settings.topic_dlq, "DeadLetter", len(bad))
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 100)
+        letters = read_records(settings, settings.topic_dlq, "DeadLetter", len(bad))
     finally:
         lane.stop()
     assert len(predictions) == 100
@@ -311,7 +291,7 @@ def test_a_tampered_artifact_is_refused_and_the_previous_version_keeps_serving(s
         with pytest.raises(Exception, match="sha256"):
             control.promote("m", v2)
         produce_requests(settings, 100, start=100)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 200)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 200)
     finally:
         lane.stop()
     assert len(predictions) == 200 and {p["version"] for p in predictions} == {v1}
@@ -335,7 +315,7 @@ def test_one_scorer_serves_a_hundred_models(stack) -> None:
     producer.flush(10)
     lane = run_lane(settings)
     try:
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 2000)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 2000)
     finally:
         lane.stop()
     assert len(predictions) == 2000
@@ -404,7 +384,9 @@ def kill_workers_then_read(
     assert progress[-1] < n, "the stream ended before the last kill: raise n"
     proc = subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("a"))
     try:
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", n, timeout=120)
+        predictions = read_records(
+            settings, settings.topic_predictions, "Prediction", n, timeout=120
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -439,8 +421,8 @@ def test_a_huge_bad_message_is_dead_lettered_truncated_and_scoring_goes_on(stack
     produce_requests(settings, 50)
     lane = run_lane(settings)
     try:
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 50)
-        letters = read_all(settings, settings.topic_dlq, "DeadLetter", 1)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 50)
+        letters = read_records(settings, settings.topic_dlq, "DeadLetter", 1)
     finally:
         lane.stop()
     assert len(predictions) == 50 and len(letters) == 1

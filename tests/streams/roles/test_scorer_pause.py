@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from confluent_kafka import Producer
-from test_scorer import open_stack, produce_requests, read_all, register, run_lane
+from test_scorer import (
+    open_stack,
+    produce_requests,
+    register,
+    run_lane,
+    scored_across_a_switch,
+)
+from topic_reading import read_records
 
 from streams.config import Settings
 from streams.local.processes import wait_for
@@ -59,19 +66,19 @@ def test_pause_answers_every_request_with_the_fallback_and_resume_restores(stack
     lane = run_lane(settings)
     try:
         before = produce_requests(settings, 1000)
-        read_all(settings, settings.topic_predictions, "Prediction", 2000)  # all answered
+        read_records(settings, settings.topic_predictions, "Prediction", 2000)  # all answered
         control.pause("m", fallback_score=0.5, fallback_label="unknown")
         assert wait_for(lambda: paused_in(lane, "m"), SWITCH_S, 0.01)
         paused = produce_requests(settings, 3000, start=1000)
         paused += produce_bad_features(settings, 20)
         others = produce_requests(settings, 500, model="other", start=10_000)
-        read_all(settings, settings.topic_predictions, "Prediction", 2000 + 3020 + 500)
+        read_records(settings, settings.topic_predictions, "Prediction", 2000 + 3020 + 500)
         control.resume("m")
         assert wait_for(lambda: paused_in(lane, "m", False), SWITCH_S, 0.01)
         after = produce_requests(settings, 1000, start=4000)
         expected = 2000 + 3020 + 500 + 2000
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", expected)
-        letters = read_all(settings, settings.topic_dlq, "DeadLetter", 0, timeout=3)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", expected)
+        letters = read_records(settings, settings.topic_dlq, "DeadLetter", 0, timeout=3)
     finally:
         lane.stop()
     assert len(predictions) == expected
@@ -106,18 +113,12 @@ def test_pause_mid_stream_to_a_fallback_version_loses_and_duplicates_nothing(sta
     settings, control = stack
     v1, v2 = register(control, "m", -3.0), register(control, "m", 3.0)
     control.promote("m", v1)
-    lane = run_lane(settings)
-    try:
-        first = produce_requests(settings, 5000)
-        assert wait_for(lambda: lane.stats.consumed >= 2000, 60, 0.01)
+
+    def pause_to_v2(lane: ScorerLane) -> None:
         control.pause("m", fallback_version=v2)  # while the stream is being scored
         assert wait_for(lambda: paused_in(lane, "m"), SWITCH_S, 0.01)
-        second = produce_requests(settings, 5000, start=5000)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 10_000)
-    finally:
-        lane.stop()
-    counts = collections.Counter(p["request_id"] for p in predictions)
-    assert set(counts) == set(first + second) and max(counts.values()) == 1
+
+    _, second, predictions = scored_across_a_switch(settings, pause_to_v2, 2000, poll=0.01)
     answer = {p["request_id"]: p for p in predictions}
     assert {(answer[r]["variant"], answer[r]["version"]) for r in second} == {(FALLBACK, v2)}
     assert {(p["variant"], p["version"]) for p in predictions} <= {
@@ -135,18 +136,18 @@ def test_a_worker_restarted_while_paused_stays_paused(stack) -> None:
     lane = run_lane(settings)
     try:
         first = produce_requests(settings, 500)
-        read_all(settings, settings.topic_predictions, "Prediction", 500)
+        read_records(settings, settings.topic_predictions, "Prediction", 500)
     finally:
         lane.stop()
     # A new worker knows the model from the compacted topic alone: the replay says paused.
     lane = run_lane(settings)
     try:
         second = produce_requests(settings, 500, start=500)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 1000)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 1000)
         control.resume("m")
         assert wait_for(lambda: paused_in(lane, "m", False), SWITCH_S, 0.01)
         third = produce_requests(settings, 200, start=1000)
-        predictions = read_all(settings, settings.topic_predictions, "Prediction", 1200)
+        predictions = read_records(settings, settings.topic_predictions, "Prediction", 1200)
     finally:
         lane.stop()
     answer = {p["request_id"]: p for p in predictions}

@@ -31,6 +31,7 @@ from typing import Any
 import fastavro
 import pytest
 from confluent_kafka import Producer
+from sample_records import drift_alert
 
 from schemas import Codec, DecodeError
 from schemas.wire import encode_long
@@ -93,14 +94,22 @@ def expected_matches(n: int) -> int:
     return sum(1 for i in range(n) if (i % 2 == 0) == (i % 3 == 0))
 
 
-def assert_each_stored_once_and_joined(settings: Settings, outcomes: int) -> None:
-    """The N predictions stored once each (and rolled up), `outcomes` outcomes stored once
-    each, and the join matching what was produced."""
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (N, N)
+def assert_each_stored_once(settings: Settings, predictions: int, outcomes: int) -> None:
+    """`predictions` predictions and `outcomes` outcomes in ClickHouse, each stored once."""
+    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (
+        predictions,
+        predictions,
+    )
     assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (
         outcomes,
         outcomes,
     )
+
+
+def assert_each_stored_once_and_joined(settings: Settings, outcomes: int) -> None:
+    """The N predictions stored once each (and rolled up), `outcomes` outcomes stored once
+    each, and the join matching what was produced."""
+    assert_each_stored_once(settings, N, outcomes)
     assert count(settings, "SELECT sum(n) FROM predictions_1m") == (N,)
     rows, matched, same = count(
         settings,
@@ -468,22 +477,7 @@ def test_everything_lands_exactly_once_and_joins(stack: Settings) -> None:
         },
     )
     traffic.raw(settings.topic_metrics, value, b"fraud", headers)
-    value, headers = codec.encode(
-        "Alert",
-        {
-            "alert_id": "a1",
-            "model": "fraud",
-            "kind": "drift",
-            "metric": "psi",
-            "feature": "age",
-            "state": "firing",
-            "value": 0.3,
-            "threshold": 0.2,
-            "severity": "warning",
-            "rule": "psi-high",
-            "ts": NOW,
-        },
-    )
+    value, headers = codec.encode("Alert", drift_alert("fraud", NOW))
     traffic.raw(settings.topic_alerts, value, b"fraud", headers)
     version = {
         "flavor": "river",
@@ -594,6 +588,17 @@ def test_everything_lands_exactly_once_and_joins(stack: Settings) -> None:
     assert lag >= 0 and written.get("predictions", 0) > 0
 
 
+def crash_after_writing(settings: Settings, rows: int, batch_rows: int) -> None:
+    """A sink that stores ``rows`` predictions in batches of ``batch_rows`` but commits
+    no offset (a crash between insert and commit, every time), stopped once they are in."""
+    crashed = Sink(settings, SinkOptions.from_settings(None, env={}, batch_rows=batch_rows))
+    crashed._commit = lambda consumer: setattr(crashed, "_to_commit", [])  # type: ignore
+    crashed.start()
+    assert crashed.wait_assigned(60)
+    wait_for(lambda: crashed.stats.rows_written.get("predictions", 0) >= rows, 60, "writes")
+    crashed.stop()
+
+
 def test_a_batch_replayed_after_a_crash_is_not_stored_twice(stack: Settings) -> None:
     """The idempotence mechanism by itself: a sink that writes but never commits
     (a crash between insert and commit, every time), then a second sink that
@@ -603,12 +608,7 @@ def test_a_batch_replayed_after_a_crash_is_not_stored_twice(stack: Settings) -> 
     first = 20_000
     traffic.produce(0, first)
 
-    crashed = Sink(settings, SinkOptions.from_settings(None, env={}, batch_rows=3_000))
-    crashed._commit = lambda consumer: setattr(crashed, "_to_commit", [])  # type: ignore
-    crashed.start()
-    assert crashed.wait_assigned(60)
-    wait_for(lambda: crashed.stats.rows_written.get("predictions", 0) >= first, 60, "writes")
-    crashed.stop()
+    crash_after_writing(settings, first, batch_rows=3_000)
     assert count(settings, "SELECT count() FROM predictions") == (first,)
     journaled = count(settings, "SELECT count() FROM sink_batches")[0]
     assert journaled >= 6  # batches of at most 3,000 per partition
@@ -627,11 +627,7 @@ def test_a_batch_replayed_after_a_crash_is_not_stored_twice(stack: Settings) -> 
         )
     finally:
         sink.stop()
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (
-        total,
-        total,
-    )
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (total, total)
+    assert_each_stored_once(settings, total, total)
     assert count(settings, "SELECT sum(n) FROM predictions_1m") == (total,)
 
 
@@ -663,11 +659,7 @@ def test_an_idle_sink_pauses_and_stores_what_comes_after_once(stack: Settings) -
         assert sink._idle.resumes >= 3
     finally:
         sink.stop()
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (
-        total,
-        total,
-    )
-    assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (total, total)
+    assert_each_stored_once(settings, total, total)
 
 
 def test_without_the_journal_a_replay_would_duplicate(stack: Settings) -> None:
@@ -676,12 +668,7 @@ def test_without_the_journal_a_replay_would_duplicate(stack: Settings) -> None:
     settings = stack
     traffic = Traffic(settings, Codec.from_settings(settings))
     traffic.produce(0, 6_000)
-    crashed = Sink(settings, SinkOptions.from_settings(None, env={}, batch_rows=1_000))
-    crashed._commit = lambda consumer: setattr(crashed, "_to_commit", [])  # type: ignore
-    crashed.start()
-    assert crashed.wait_assigned(60)
-    wait_for(lambda: crashed.stats.rows_written.get("predictions", 0) >= 6_000, 60, "writes")
-    crashed.stop()
+    crash_after_writing(settings, 6_000, batch_rows=1_000)
     traffic.produce(6_000, 1_000)
 
     forgetful = Sink(settings, SinkOptions.from_settings(None, env={}))
@@ -920,14 +907,7 @@ def test_clickhouse_down_for_30_s_loses_nothing_and_keeps_memory_bounded(
         after = sink.stats()
         code = sink.stop()
         assert code == 0, sink.log_tail()
-        assert count(settings, "SELECT count(), uniqExact(request_id) FROM predictions") == (
-            total,
-            total,
-        )
-        assert count(settings, "SELECT count(), uniqExact(request_id) FROM outcomes") == (
-            total,
-            total,
-        )
+        assert_each_stored_once(settings, total, total)
         assert count(settings, "SELECT sum(n) FROM predictions_1m") == (total,)
     finally:
         sink.stop()

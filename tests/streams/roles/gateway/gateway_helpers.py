@@ -4,29 +4,17 @@ score tells which version answered; and readers of what the gateway wrote to Kaf
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from constant_model import tiny_model
+from topic_reading import read_records
 
-from schemas import Codec
 from streams.config import Settings
 from streams.kafka.topics import ensure_topics
 from streams.local.processes import free_port, wait_for
 from streams.models import ControlPlane
 from streams.roles.gateway import GatewayRole
-
-
-def tiny_model(bias: float):
-    """A River logistic regression answering sigmoid(bias) whatever ``x`` is."""
-    from river import linear_model, optim
-
-    model = linear_model.LogisticRegression(optimizer=optim.SGD(0.0), intercept_lr=0.0)
-    model.learn_one({"x": 0.0}, True)
-    model.learn_one({"x": 0.0}, False)
-    model.intercept = bias
-    return model
 
 
 def sigmoid(bias: float) -> float:
@@ -74,37 +62,9 @@ def gateway_settings(fresh_settings) -> Settings:
     return fresh_settings(gateway_port=free_port())
 
 
-def read_messages(
-    settings: Settings, topic: str, expect: int, timeout: float = 30
-) -> list[Message]:
-    """Every message of `topic`, once `expect` arrived and a second passed with no more."""
-    consumer = Consumer(settings.consumer_config("reader", **{"isolation.level": "read_committed"}))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(settings.topic_partitions)])
-    messages: list[Message] = []
-    deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
-        batch = consumer.consume(1000, 0.2)
-        messages += [m for m in batch if m.error() is None]
-        if batch:
-            quiet_since = time.monotonic()
-        elif len(messages) >= expect and time.monotonic() - quiet_since > 1.0:
-            break
-    consumer.close()
-    return messages
-
-
-def read_records(settings: Settings, topic: str, schema: str, expect: int) -> list[dict]:
-    codec = Codec.from_settings(settings)
-    return [
-        codec.decode(m.value(), m.headers(), schema, topic)
-        for m in read_messages(settings, topic, expect)
-    ]
-
-
 def predictions(settings: Settings, expect: int) -> list[dict]:
-    return read_records(settings, settings.topic_predictions, "Prediction", expect)
+    return read_records(settings, settings.topic_predictions, "Prediction", expect, timeout=30)
 
 
 def dead_letters(settings: Settings, expect: int) -> list[dict]:
-    return read_records(settings, settings.topic_dlq, "DeadLetter", expect)
+    return read_records(settings, settings.topic_dlq, "DeadLetter", expect, timeout=30)

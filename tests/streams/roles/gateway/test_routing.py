@@ -9,7 +9,8 @@ import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
-from gateway_helpers import Gateway, predictions, read_messages, sigmoid
+from gateway_helpers import Gateway, predictions, sigmoid
+from topic_reading import read_messages
 
 from streams.roles.scorer import ScorerLane
 
@@ -94,7 +95,7 @@ def test_traceparent_comes_out_on_the_prediction(gateway: Gateway) -> None:
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     response = infer(gateway, 1.0, headers={"traceparent": trace})
     assert response.status_code == 200
-    [message] = read_messages(gateway.settings, gateway.settings.topic_predictions, 1)
+    [message] = read_messages(gateway.settings, gateway.settings.topic_predictions, 1, timeout=30)
     assert ("traceparent", trace.encode()) in message.headers()
 
 

@@ -16,10 +16,12 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import Producer
 from operator_traffic import Classifier, Traffic, register_pair
+from private_settings import private_settings
+from sample_records import accuracy_alert
 
 from schemas import Codec
 from streams.cli.main import main
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.kafka.topics import ensure_topics, read_to_end
 from streams.models import ControlPlane
 from streams.roles.monitor import MonitorLane
@@ -73,14 +75,9 @@ def healing(
     its outcomes 0.3 s later; v1 (good) serves, then the broken v2 is promoted. Once for
     the module (the tests read what it left)."""
     tmp_path = tmp_path_factory.mktemp("healing")
-    suffix = uuid.uuid4().hex[:8]
-    defaults = load_settings(env={}, toml_path=None)
-    settings = load_settings(
-        env={},
-        toml_path=None,
-        kafka_port=broker.port,
-        data_dir=tmp_path / "data",
-        **{f"topic_{role}": f"{name}.{suffix}" for role, name in defaults.topics.items()},
+    settings = private_settings(
+        broker.port,
+        tmp_path / "data",
         monitor_window="3s",
         monitor_allowed_lateness="2s",
         monitor_rules=rules_file(tmp_path),
@@ -222,23 +219,24 @@ def produce_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
     assert producer.flush(30) == 0
 
 
+def operator_acting_on(
+    settings: Settings, alerts: list[dict[str, Any]], acted: Callable[[], Any], what: str
+) -> Any:
+    """An operator running while ``alerts`` are produced, until ``acted()`` is truthy
+    (its value), within 30 s; stopped after."""
+    lane = OperatorLane(settings)
+    lane.start()
+    try:
+        produce_alerts(settings, alerts)
+        return wait_until(acted, 30, what)
+    finally:
+        lane.stop()
+
+
 def alert(rule: str, version: int, **kw: Any) -> dict[str, Any]:
-    return {
-        "alert_id": f"{rule}-{version}-{uuid.uuid4().hex[:4]}",
-        "model": "m",
-        "version": version,
-        "kind": "performance",
-        "metric": "accuracy",
-        "feature": None,
-        "state": "firing",
-        "value": 0.2,
-        "threshold": 0.7,
-        "severity": "critical",
-        "rule": rule,
-        "ts": int(time.time() * 1000) - 1000,
-        "message": "",
-        **kw,
-    }
+    ts = int(time.time() * 1000) - 1000
+    unique = f"{rule}-{version}-{uuid.uuid4().hex[:4]}"
+    return accuracy_alert(rule, version, 0.2, ts, **{"alert_id": unique, **kw})
 
 
 @pytest.fixture
@@ -266,13 +264,12 @@ def test_dry_run_acts_on_nothing(alone) -> None:
         plane.promote("m", broken)
         before = plane.state("m")
         published = len(events_of(settings))
-        lane = OperatorLane(settings)
-        lane.start()
-        try:
-            produce_alerts(settings, [alert("fresh_champion", broken)])
-            [record] = wait_until(lambda: read_actions(settings), 30, "the dry-run record")
-        finally:
-            lane.stop()
+        [record] = operator_acting_on(
+            settings,
+            [alert("fresh_champion", broken)],
+            lambda: read_actions(settings),
+            "the dry-run record",
+        )
         assert (record["outcome"], record["mode"]) == ("would", "dry-run")
         assert record["message"] == f"would roll back m from v{broken} to v{good}"
         after = plane.state("m")
@@ -287,14 +284,13 @@ def test_cooldown_and_restarts_act_once_per_alert(alone) -> None:
         v3 = plane.register_and_publish("m", Classifier(), "python", features=["x"]).version
         plane.promote("m", v2)
         plane.promote("m", v3)
-        lane = OperatorLane(settings)
-        lane.start()
-        try:
-            # Two alerts on v3 in one window: one rollback, one held by the cooldown.
-            produce_alerts(settings, [alert("fresh_champion", v3), alert("champion_floor", v3)])
-            records = wait_until(lambda: actions_at_least(settings, 2), 30, "2 records")
-        finally:
-            lane.stop()
+        # Two alerts on v3 in one window: one rollback, one held by the cooldown.
+        records = operator_acting_on(
+            settings,
+            [alert("fresh_champion", v3), alert("champion_floor", v3)],
+            lambda: actions_at_least(settings, 2),
+            "2 records",
+        )
         assert sorted((r["outcome"], r["reason"]) for r in records) == [
             ("done", ""),
             ("skipped", "cooldown"),
@@ -320,13 +316,12 @@ def test_one_command_undoes_an_action(alone) -> None:
     with ControlPlane(settings) as plane:
         good, broken = register_pair(plane, "m")
         plane.promote("m", broken)
-        lane = OperatorLane(settings)
-        lane.start()
-        try:
-            produce_alerts(settings, [alert("fresh_champion", broken)])
-            [done] = wait_until(lambda: read_actions(settings), 30, "the rollback")
-        finally:
-            lane.stop()
+        [done] = operator_acting_on(
+            settings,
+            [alert("fresh_champion", broken)],
+            lambda: read_actions(settings),
+            "the rollback",
+        )
         assert plane.state("m").champion == good
         runner = CliRunner()
         undo = runner.invoke(main, ["actions", "undo", done["action_id"]], obj=settings)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sample_records import accuracy_alert
 
 from monitors.rules import RuleError, parse_rules
 from schemas import Codec
@@ -60,23 +61,7 @@ class Message:
 
 
 def alert(rule: str = "acc", version: int | None = 2, ts: int = NOW_MS - 5_000, **kw: Any):
-    record = {
-        "alert_id": f"{rule}-{version}",
-        "model": "m",
-        "version": version,
-        "kind": "performance",
-        "metric": "accuracy",
-        "feature": None,
-        "state": "firing",
-        "value": 0.3,
-        "threshold": 0.7,
-        "severity": "critical",
-        "rule": rule,
-        "ts": ts,
-        "message": "",
-        **kw,
-    }
-    return Message(*CODEC.encode("Alert", record))
+    return Message(*CODEC.encode("Alert", accuracy_alert(rule, version, 0.3, ts, **kw)))
 
 
 class Clock:
