@@ -1,18 +1,23 @@
 """The model watcher's idle pause and catch-up on the embedded broker: a paused watcher
 learns of an event published after it paused within the catch-up call, a catch-up about
-a message older than the last confirmation asks nothing."""
+a message older than the last confirmation asks nothing, and the scorer and the learner
+catch up before they call a model unknown or unlearnable."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 
+import orjson
 import pytest
 from river import linear_model
 
 from streams.config import Settings
+from streams.kafka.held_message import HeldMessage
 from streams.kafka.topics import ensure_topics
 from streams.models import ControlPlane, ModelTable, ModelWatcher
+from streams.roles.learner.handler import Learner
+from streams.roles.scorer import Scorer
 
 # The watcher's own asks for the ends never come within a test: only a catch-up wakes it.
 NEVER_S = 300.0
@@ -109,3 +114,48 @@ def test_a_stopped_watcher_does_not_make_its_table_wait(paused) -> None:
     start = time.monotonic()
     assert not table.catch_up(5.0)
     assert time.monotonic() - start < 0.5
+
+
+def request(settings: Settings, model: str, ts: int) -> HeldMessage:
+    value = {"request_id": "r1", "model": model, "features": {"x": 1.0}, "event_time": ts}
+    return HeldMessage(settings.topic_requests, 0, 0, b"k", orjson.dumps(value), None, ts)
+
+
+def test_the_scorer_catches_up_before_calling_a_model_unknown(paused) -> None:
+    settings, plane, table, watcher = paused
+    scorer = Scorer(settings, table, plane.registry)
+    register(plane, "churn")
+    now = int(time.time() * 1000)
+    time.sleep(0.002)  # the requests were made before the scorer reads them
+    outputs = scorer.process([request(settings, "churn", now), request(settings, "nope", now)])
+    assert [o.topic for o in outputs] == [settings.topic_dlq, settings.topic_predictions]
+    assert dict(scorer.counts) == {"dlq.route": 1, "champion": 1}
+    assert watcher.asks == 1  # one catch-up for the batch
+
+
+def test_the_learner_catches_up_before_calling_a_model_unlearnable(paused) -> None:
+    settings, plane, table, watcher = paused
+    learner = Learner(settings, registry=plane.registry, control=plane, table=table)
+    learner.partitions = settings.topic_partitions
+    register(plane, "churn")
+    now = int(time.time() * 1000)
+    prediction = {
+        "request_id": "r1",
+        "model": "churn",
+        "version": 1,
+        "variant": "champion",
+        "event_time": now,
+        "features": {"x": 1.0},
+        "score": 0.5,
+        "label": "1",
+        "scored_time": now,
+        "latency_ms": 1.0,
+        "entity_id": None,
+    }
+    value, headers = learner.codec.encode("Prediction", prediction)
+    message = HeldMessage(settings.topic_predictions, 0, 0, b"r1", value, headers, now)
+    outputs = learner.route([message], [], now)
+    assert learner.counts["routed_predictions"] == 1
+    assert learner.counts["unlearnable"] == 0
+    assert len(outputs) == 1
+    assert watcher.asks == 1
