@@ -159,12 +159,14 @@ class ModelWatcher:
         thread = self._thread
         if thread is None or not thread.is_alive() or self._stop.is_set():
             return False
+        if self._failure is not None:
+            return False
         with self._cond:
             self._requested += 1
             wanted = self._requested
             self._wake.set()
             self._cond.wait_for(
-                lambda: self._served >= wanted or self._stop.is_set() or not thread.is_alive(),
+                lambda: self._served >= wanted or self._stop.is_set() or self._failure is not None,
                 timeout_s,
             )
             return self._served >= wanted
