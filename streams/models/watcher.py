@@ -99,6 +99,7 @@ class ModelWatcher:
         self._wake = threading.Event()
         self._requested = 0
         self._served = 0
+        self._behind = False
         # The offset after the last event read of each partition: where a paused watcher
         # goes on from, and how far it has applied.
         self._next: dict[tuple[str, int], int] = {}
@@ -147,7 +148,8 @@ class ModelWatcher:
     def catch_up(self, timeout_s: float = CATCH_UP_S, since_ms: int | None = None) -> bool:
         """Return once every event up to the end of ``models.events`` now (or, with
         `since_ms`, every event published before that time) is applied; False when
-        that is not sure within `timeout_s`, or the thread is not running.
+        that is not sure within `timeout_s`, or the thread is not running, and at once
+        after such a False until the thread has caught up again.
 
         With `since_ms` before :attr:`confirmed_ms` it returns at once, asking nothing.
         Otherwise the thread is woken (a paused watcher at once), asks the ends in one
@@ -165,11 +167,17 @@ class ModelWatcher:
             self._requested += 1
             wanted = self._requested
             self._wake.set()
+            if self._behind:
+                # A catch-up ran out of time and none succeeded since (the broker does not
+                # answer): the thread goes on trying, callers decide without waiting,
+                # rather than each message of a batch waiting `timeout_s`.
+                return False
             self._cond.wait_for(
                 lambda: self._served >= wanted or self._stop.is_set() or self._failure is not None,
                 timeout_s,
             )
-            return self._served >= wanted
+            self._behind = self._served < wanted
+            return not self._behind
 
     def _partitions(self, consumer: Any) -> list[int]:
         topic = self.settings.topic_model_events
@@ -182,6 +190,7 @@ class ModelWatcher:
         with self._cond:
             self._served = max(self._served, serving)
             self.confirmed_ms = max(self.confirmed_ms, asked_ms)
+            self._behind = False
             self._cond.notify_all()
 
     def _ends(self, consumer: Any, partitions: list[int]) -> dict[int, int] | None:

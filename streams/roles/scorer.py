@@ -161,8 +161,9 @@ class Scorer:
             if groups is None:
                 key = request.get("entity_id") or request["request_id"]
                 groups = self._groups(work, model, table.route(model, key))
-            if not groups and self.catch_up(message):
+            if not groups:
                 # The model may have been registered or promoted just before its request.
+                self.catch_up(message)
                 keyless.pop(model, None)
                 key = request.get("entity_id") or request["request_id"]
                 groups = self._groups(work, model, table.route(model, key))

@@ -116,6 +116,31 @@ def test_a_stopped_watcher_does_not_make_its_table_wait(paused) -> None:
     assert time.monotonic() - start < 0.5
 
 
+def test_after_a_catch_up_runs_out_of_time_the_next_ones_do_not_wait(
+    paused, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch of requests for unknown models must not wait out the timeout once a request:
+    # while the thread cannot catch up, callers decide at once; once it has, they wait again.
+    _settings, _plane, table, watcher = paused
+    applied_to = watcher._applied_to
+    monkeypatch.setattr(watcher, "_applied_to", lambda *_args: False)  # as if never applied
+    start = time.monotonic()
+    assert not table.catch_up(0.3)
+    assert time.monotonic() - start >= 0.3
+    start = time.monotonic()
+    for _ in range(10):
+        assert not table.catch_up(5.0)
+    assert time.monotonic() - start < 0.5
+    monkeypatch.setattr(watcher, "_applied_to", applied_to)
+    deadline = time.monotonic() + 5
+    while watcher.confirmed_ms == 0:  # the thread goes on with the catch-up it was asked
+        assert time.monotonic() < deadline, "the watcher never caught up"
+        time.sleep(0.01)
+    asks = watcher.asks
+    assert table.catch_up(5.0)
+    assert watcher.asks == asks + 1
+
+
 def request(settings: Settings, model: str, ts: int) -> HeldMessage:
     value = {"request_id": "r1", "model": model, "features": {"x": 1.0}, "event_time": ts}
     return HeldMessage(settings.topic_requests, 0, 0, b"k", orjson.dumps(value), None, ts)
