@@ -39,7 +39,7 @@ from streams.models.features import (
 from streams.models.loaded import RIVER_BATCH_MIN_ROWS, LoadedModel, label_str
 from streams.models.reference import fit_reference_profile
 from streams.models.registry import FLAVORS, MAX_REFERENCE_ROWS, Registry
-from streams.models.routing import ModelTable, load_table, route_hash
+from streams.models.routing import CATCH_UP_S, ModelTable, load_table, route_hash
 from streams.models.state import (
     CHALLENGER,
     CHAMPION,
@@ -54,11 +54,12 @@ from streams.models.state import (
     make_event,
 )
 from streams.models.versions import ARTIFACT, META, ModelVersion, default_actor
-from streams.models.watcher import ModelWatcher
+from streams.models.watcher import ModelWatcher, created_ms
 from streams.models.wire import JSON_HEADERS, decode_event, encode_event, make_codec
 
 __all__ = [
     "ARTIFACT",
+    "CATCH_UP_S",
     "CHALLENGER",
     "CHAMPION",
     "EVENT_KINDS",
@@ -93,6 +94,7 @@ __all__ = [
     "RegistryError",
     "VersionNotFoundError",
     "check_features",
+    "created_ms",
     "decode_event",
     "default_actor",
     "encode_event",

@@ -30,9 +30,13 @@ from typing import Any
 
 from streams.models.state import CHAMPION, FALLBACK, SHADOW, ModelState, Pause, make_event
 
-__all__ = ["ModelTable", "load_table", "route_hash"]
+__all__ = ["CATCH_UP_S", "ModelTable", "load_table", "route_hash"]
 
 log = logging.getLogger(__name__)
+
+#: The longest a decision waits for its table to catch up with ``models.events``
+#: (:meth:`ModelTable.catch_up`): one ListOffsets and, when events are behind, a fetch.
+CATCH_UP_S = 2.0
 
 
 def route_hash(model: str, key: str | bytes | None) -> float:
@@ -112,8 +116,26 @@ class ModelTable:
         self._pauses: dict[str, Pause] = {}
         self._lock = threading.Lock()
         self._listeners: list[Callable[[ModelState | None, ModelState], None]] = []
+        self._catch_up: Callable[[float, int | None], bool] | None = None
         self.applied = 0
         self.ignored = 0
+
+    def watched_by(self, catch_up: Callable[[float, int | None], bool]) -> None:
+        """Let :meth:`catch_up` ask `catch_up` (the :class:`ModelWatcher` feeding this
+        table: :meth:`ModelWatcher.catch_up`)."""
+        self._catch_up = catch_up
+
+    def catch_up(self, timeout_s: float = CATCH_UP_S, since_ms: int | None = None) -> bool:
+        """Make sure every event in ``models.events`` up to its end now is applied, or
+        (`since_ms`) every event published before that time; call it before deciding
+        that a model is unknown or has no version. False when that could not be made
+        sure within `timeout_s`. A table no watcher feeds is as current as it gets: True.
+
+        >>> ModelTable().catch_up(since_ms=1700000000000)
+        True
+        """
+        catch_up = self._catch_up
+        return True if catch_up is None else catch_up(timeout_s, since_ms)
 
     def subscribe(self, callback: Callable[[ModelState | None, ModelState], None]) -> None:
         """Call ``callback(old_state, new_state)`` for each change, BEFORE it goes live.

@@ -5,7 +5,9 @@ each request to its version(s) through the :class:`~streams.models.routing.Model
 (champion, challenger by sticky split, shadow), scores each version's requests
 as one matrix (``LoadedModel.predict_many``), and returns Prediction records and
 dead letters to the lane, which produces them and commits the offsets in one
-transaction. Nothing here blocks on Kafka; nothing here raises for bad input.
+transaction. Nothing here raises for bad input, and nothing blocks on Kafka but a
+request about to be called an unknown model or one without a version: the table first
+catches up with ``models.events`` (:meth:`Scorer.catch_up`, about one round trip a batch).
 A paused model's requests are answered by its fallback (variant ``fallback``): a
 constant, without a model or a feature check, or the fallback version.
 """
@@ -37,6 +39,7 @@ from streams.kafka.lane import BatchLane, Output
 from streams.kafka.traceparent import carry_traceparent
 from streams.metrics.tallies import ScorerTally
 from streams.models import (
+    CATCH_UP_S,
     FALLBACK,
     FALLBACK_CONSTANT,
     LoadedModel,
@@ -45,6 +48,7 @@ from streams.models import (
     ModelWatcher,
     Registry,
     RegistryError,
+    created_ms,
 )
 from streams.records import PREDICTION_FIELDS, prediction_values
 
@@ -158,6 +162,12 @@ class Scorer:
                 key = request.get("entity_id") or request["request_id"]
                 groups = self._groups(work, model, table.route(model, key))
             if not groups:
+                # The model may have been registered or promoted just before its request.
+                self.catch_up(message)
+                keyless.pop(model, None)
+                key = request.get("entity_id") or request["request_id"]
+                groups = self._groups(work, model, table.route(model, key))
+            if not groups:
                 outputs.append(self._unrouted(message, model))
                 continue
             for group_messages, group_requests in groups:
@@ -200,6 +210,17 @@ class Scorer:
             now_ms = int(time.time() * 1000)
             outputs.extend(self._score_version(model, version, variant, *good, now_ms))
         return outputs
+
+    def catch_up(self, message: Message) -> bool:
+        """Whether the table holds every model event published before `message`, caught
+        up if needed: asked before a request is called an unknown model or one without a
+        version. The first such request of a batch asks the broker (one ListOffsets, and
+        a fetch when events are behind), after the batch was read: so the others, made
+        before, need no ask of their own (:meth:`ModelTable.catch_up`)."""
+        if self.table.catch_up(CATCH_UP_S, created_ms(message)):
+            return True
+        self.counts["catch_up_failed"] += 1
+        return False
 
     @staticmethod
     def _groups(

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -34,6 +34,7 @@ JSON = b"application/json"
 _DATATYPES = {"number": "FP64", "string": "BYTES", "bool": "BOOL"}
 
 Reply = tuple[int, bytes, bytes]  # status, body, content type
+_T = TypeVar("_T")
 
 
 class GatewayApp:
@@ -76,14 +77,14 @@ class GatewayApp:
             if method == "POST":
                 return await self._post(parts, scope, body)
             if method in ("GET", "HEAD"):
-                return self._get(parts)
+                return await self._get(parts)
             return _error(405, f"method {method} is not served")
         except GatewayError as err:  # not about a request to score: no dead letter
             return _error(err.status, err.reason)
 
     # -- reading ---------------------------------------------------------------------
 
-    def _get(self, parts: list[str]) -> Reply:
+    async def _get(self, parts: list[str]) -> Reply:
         inference = self.inference
         if parts == ["metrics"]:
             return 200, generate_latest(), CONTENT_TYPE_LATEST.encode()
@@ -102,11 +103,24 @@ class GatewayApp:
             if len(rest) >= 2 and rest[0] == "versions":
                 version, rest = _version(rest[1]), rest[2:]
             if rest == ["ready"] or (parts[0] == "v1" and not rest):
-                ready = self._model_ready(name, version)
+                ready = await self._current(lambda: self._model_ready(name, version))
                 return _json(200 if ready else 503, {"name": name, "ready": ready})
             if not rest and parts[0] == "v2":
-                return _json(200, self._metadata(name, version))
+                return _json(200, await self._current(lambda: self._metadata(name, version)))
         return _error(404, f"no route GET /{'/'.join(parts)}")
+
+    async def _current(self, answer: Callable[[], _T]) -> _T:
+        """`answer()`, or when it is a no (NotFound, False) `answer()` again once the table
+        has caught up with ``models.events``: a model registered just before is known."""
+        asked_ms = int(time.time() * 1000)
+        try:
+            first = answer()
+            if first is not False:
+                return first
+        except NotFound:
+            pass
+        await self.inference.catch_up(asked_ms)
+        return answer()
 
     def _model_ready(self, name: str, version: int | None) -> bool:
         state = self.inference.table.get(name)
@@ -162,13 +176,16 @@ class GatewayApp:
         self, protocol: str, model: str, version_text: str | None, scope: dict, body: bytes
     ) -> Reply:
         began = time.perf_counter()
+        received_ms = int(time.time() * 1000)
         inference = self.inference
         headers = dict(scope.get("headers") or ())
         traceparent = headers.get(b"traceparent")
         labels = (model, "", "")
         try:
             if inference.ready and not inference.known(model):  # 404 before the body's 400
-                raise NotFound(reason_unknown_model(model, inference.table.models()))
+                await inference.catch_up(received_ms)  # registered just before?
+                if not inference.known(model):
+                    raise NotFound(reason_unknown_model(model, inference.table.models()))
             version = None if version_text is None else _version(version_text)
             call = _parse(protocol, body, headers)
             request_id, answers = await inference.infer(model, call, version, traceparent)

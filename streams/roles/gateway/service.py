@@ -11,6 +11,7 @@ refusal (its dead letters written), not with the other rows' scores.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 import uuid
@@ -23,7 +24,7 @@ from schemas import Codec
 from streams.config import Settings
 from streams.kafka.deadletters import dead_letter, default_worker, encode_dead_letter
 from streams.kafka.lane import Output
-from streams.models import SHADOW, ModelTable, ModelWatcher, Registry
+from streams.models import CATCH_UP_S, SHADOW, ModelTable, ModelWatcher, Registry
 from streams.records import PREDICTION_FIELDS
 from streams.roles.gateway.errors import BadRequest, GatewayError, NotFound, Unavailable
 from streams.roles.gateway.publish import Publisher
@@ -90,9 +91,15 @@ _AT = {name: i for i, name in enumerate(PREDICTION_FIELDS)}
 
 
 class AnsweringScorer(Scorer):
-    """The scorer, keeping by request id the answer of each row it scores (not the shadow's)."""
+    """The scorer, keeping by request id the answer of each row it scores (not the shadow's).
+
+    It never catches up itself: :meth:`Inference.infer` did before scoring a request
+    that routes nowhere, off the event loop."""
 
     answers: dict[str, Answer]
+
+    def catch_up(self, message: Any) -> bool:
+        return True
 
     def scored(self, requests: list[dict], values: list[tuple]) -> None:
         at_version, at_variant = _AT["version"], _AT["variant"]
@@ -146,6 +153,21 @@ class Inference:
     def known(self, model: str) -> bool:
         return self.table.get(model) is not None
 
+    async def catch_up(self, since_ms: int | None = None) -> bool:
+        """:meth:`ModelTable.catch_up` on a thread of the loop's executor: asked before a
+        model is called unknown, or without a (live) version, as a request finds it.
+        `since_ms`: when the request came in (an ask after it covers it)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.table.catch_up, CATCH_UP_S, since_ms)
+
+    def _answerable(self, model: str, version: int | None) -> bool:
+        """Whether the table has an answer for `model` (`version`), before any catch-up:
+        a routed version for every request, or the chosen version live."""
+        if version is None:
+            return self.table.keyless_route(model) != []
+        state = self.table.get(model)
+        return state is not None and state.live(version)
+
     # -- answering ---------------------------------------------------------------------
 
     async def infer(
@@ -161,6 +183,8 @@ class Inference:
             raise Unavailable("the gateway is still reading models.events; retry shortly")
         request_id = call.request_id or self._new_id()
         now = int(time.time() * 1000)
+        if not self._answerable(model, version):
+            await self.catch_up(now)
         headers = [(TRACEPARENT, traceparent)] if traceparent else None
         messages, ids = self._messages(model, call, request_id, now, headers)
         # From here to the first await nothing else runs on this loop: the scorer's answers

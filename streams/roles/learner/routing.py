@@ -10,6 +10,7 @@ from confluent_kafka import Message
 
 from schemas import DecodeError
 from streams.kafka.lane import Output
+from streams.models import CATCH_UP_S, created_ms
 from streams.roles.learner.envelope import (
     join_key,
     model_partition,
@@ -104,6 +105,11 @@ class RoutingStage(LearnerPart):
                 continue
             model = r["model"]
             where = learnable[model] if model in learnable else self._route_of(model, learnable)
+            if where is None and self.table.catch_up(CATCH_UP_S, created_ms(m)):
+                # Its model may have been registered or promoted just before: the first
+                # such message of a batch asks the broker, after the batch was read, so
+                # the others find that confirmation and ask nothing.
+                where = self._route_of(model, learnable)
             if where is None:
                 counts["unlearnable"] += 1
                 continue
