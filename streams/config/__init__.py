@@ -29,6 +29,8 @@ from streams.config.loading import (
 )
 from streams.config.monitor import MonitorSettings
 from streams.config.settings import (
+    BACKGROUND_FETCH_WAIT_MS,
+    FETCH_WAIT_MS,
     FIELDS,
     FIXED_CLIENT_SETTINGS,
     KEYS,
@@ -40,7 +42,9 @@ from streams.config.settings import (
 )
 
 __all__ = [
+    "BACKGROUND_FETCH_WAIT_MS",
     "ENV_PREFIX",
+    "FETCH_WAIT_MS",
     "FIELDS",
     "FIXED_CLIENT_SETTINGS",
     "KEYS",

@@ -38,6 +38,16 @@ __all__ = [
 # merges as written.
 _field = setting
 
+#: ``fetch.wait.max.ms`` on the embedded broker for a consumer whose latency matters (the
+#: scorer): the broker does not wake a waiting fetch, and sleeps the whole wait even when
+#: data is there (DESIGN.md, "Measured"; tansu 0.6 ``service/fetch.rs``).
+FETCH_WAIT_MS = 10
+#: ... and for one that is not latency-bound (monitor, sink, learner, operator): each fetch
+#: that finds new data lists every batch the partition ever held (tansu's memory store
+#: keeps them all), so its cost grows with the partition's history; fetching 10 times a
+#: second instead of 100 halved the broker's CPU at 200 requests/s (bench/pipeline.py).
+BACKGROUND_FETCH_WAIT_MS = 100
+
 # librdkafka settings lastmile's delivery rules rest on: `kafka_client` may not change them.
 FIXED_CLIENT_SETTINGS = {
     "group.id": "each role names its consumer group",
@@ -264,13 +274,17 @@ class Settings:
             return self.embedded_kafka
         return self.kafka_idle_pause
 
-    def consumer_config(self, group_id: str, **overrides: Any) -> dict[str, Any]:
+    def consumer_config(
+        self, group_id: str, fetch_wait_ms: int = FETCH_WAIT_MS, **overrides: Any
+    ) -> dict[str, Any]:
         """Consumer settings: manual commits, and the short timeouts the embedded broker needs.
 
         The embedded broker completes a group join after about half the session
         timeout, and does not wake a waiting fetch when data arrives (DESIGN.md,
-        "Measured"), hence the short session timeout and fetch wait there. Those are
-        defaults: ``kafka_client`` wins over them, but not over what delivery rests on
+        "Measured"), hence the short session timeout and fetch wait (`fetch_wait_ms`:
+        :data:`FETCH_WAIT_MS`, or :data:`BACKGROUND_FETCH_WAIT_MS` for a consumer whose
+        latency matters less than the broker's CPU) there. Those are defaults:
+        ``kafka_client`` wins over them, but not over what delivery rests on
         (:data:`FIXED_CLIENT_SETTINGS`); the caller's ``overrides`` win over all.
 
         >>> s = Settings(kafka_client={"fetch.wait.max.ms": 50})
@@ -283,7 +297,7 @@ class Settings:
             tuning = {
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 1000,
-                "fetch.wait.max.ms": 10,
+                "fetch.wait.max.ms": fetch_wait_ms,
             }
         return {
             **self._kafka_connection(),

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
-from streams.config import Settings
+from streams.config import FETCH_WAIT_MS, Settings
 from streams.kafka.delivery import LaneDelivery, Output, abortable
 from streams.kafka.idle import IdlePause
 from streams.kafka.takeover import InFlight
@@ -115,9 +115,11 @@ class BatchLane(LaneDelivery):
         exactly_once: bool = True,
         on_assign: Callable[[list], None] | None = None,
         skip_visible: bool = False,
+        fetch_wait_ms: int = FETCH_WAIT_MS,
     ) -> None:
         self.settings = settings
         self.name = name
+        self.fetch_wait_ms = fetch_wait_ms
         self.topics = list(topics)
         self.handler = handler
         self.group_id = group_id or f"lastmile-{name}"
@@ -173,6 +175,7 @@ class BatchLane(LaneDelivery):
     def _clients(self) -> tuple[Consumer, Producer]:
         consumer_conf = self.settings.consumer_config(
             self.group_id,
+            self.fetch_wait_ms,
             **{"isolation.level": "read_committed", "enable.partition.eof": False},
         )
         # Reports only for failed records: at least once, the callback exists for those;

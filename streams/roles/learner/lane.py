@@ -7,7 +7,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 
-from streams.config import Settings
+from streams.config import BACKGROUND_FETCH_WAIT_MS, Settings
 from streams.kafka.lane import BatchLane, rewind_to_batch_start
 from streams.models import ModelWatcher
 from streams.roles.learner.envelope import KIND_BUNDLE, bundle_size
@@ -41,6 +41,7 @@ class LearnerLane(BatchLane):
         # Learning is not latency-bound: fewer, larger transactions (each commit waits on
         # the broker) leave more time to learn.
         lane_options.setdefault("max_batch", 20_000)
+        lane_options.setdefault("fetch_wait_ms", BACKGROUND_FETCH_WAIT_MS)
         super().__init__(
             settings, name, topics, self.learner, on_assign=self._on_assign, **lane_options
         )

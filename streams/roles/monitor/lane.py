@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from streams.config import Settings
+from streams.config import BACKGROUND_FETCH_WAIT_MS, Settings
 from streams.kafka.lane import BatchLane
 from streams.roles.monitor.handler import Monitor
 from streams.roles.monitor.settings import MonitorSettings
@@ -37,6 +37,7 @@ class MonitorLane(BatchLane):
         # Its outputs follow from its state and inputs: after a crash the replay skips
         # what the killed worker left visible (streams/kafka/takeover.py).
         lane_options.setdefault("skip_visible", True)
+        lane_options.setdefault("fetch_wait_ms", BACKGROUND_FETCH_WAIT_MS)
         super().__init__(
             settings, "monitor", topics, self.monitor, on_assign=self._on_assign, **lane_options
         )

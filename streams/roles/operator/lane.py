@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer
 
 from schemas import DecodeError
-from streams.config import Settings
+from streams.config import BACKGROUND_FETCH_WAIT_MS, Settings
 from streams.kafka.lane import BatchLane
 from streams.kafka.topics import ensure_topics, read_to_end
 from streams.roles.operator.handler import Operator
@@ -52,6 +52,7 @@ class OperatorLane(BatchLane):
         self.operator = operator or Operator(settings, self.options)
         lane_options.setdefault("group_id", self.options.group_id)
         lane_options.setdefault("max_batch", 500)
+        lane_options.setdefault("fetch_wait_ms", BACKGROUND_FETCH_WAIT_MS)
         super().__init__(
             settings, "operator", [settings.topic_alerts], self.operator, **lane_options
         )

@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from schemas import DecodeError
+from streams.config import BACKGROUND_FETCH_WAIT_MS
 from streams.roles.sink.batching import PartitionBuffer, Round
 from streams.roles.sink.writer import SinkWriter
 
@@ -29,6 +30,7 @@ class SinkConsumeLoop(SinkWriter):
     def _consumer_config(self) -> dict[str, Any]:
         return self.settings.consumer_config(
             self.group_id,
+            BACKGROUND_FETCH_WAIT_MS,  # rows land in batches anyway; the broker's CPU counts
             **{
                 "isolation.level": "read_committed",  # never store an aborted prediction
                 "enable.partition.eof": True,  # tells when a journaled range is complete
