@@ -291,6 +291,12 @@ class Settings:
         >>> conf = s.consumer_config("g")
         >>> conf["fetch.wait.max.ms"], conf["enable.auto.commit"], conf["group.id"]
         (50, False, 'g')
+        >>> embedded = Settings()
+        >>> [embedded.consumer_config("g", wait)["fetch.wait.max.ms"]
+        ...  for wait in (FETCH_WAIT_MS, BACKGROUND_FETCH_WAIT_MS)]
+        [10, 100]
+        >>> "fetch.wait.max.ms" in Settings(kafka_bootstrap="kafka:9092").consumer_config("g")
+        False
         """
         tuning: dict[str, Any] = {}
         if self.fast_group_join:
