@@ -15,7 +15,9 @@ A *bundle* is one record holding, for one repartition partition and one routing 
   The owner asks the broker for the ends itself: a router that has not routed a new
   message yet cannot say it lags;
 - ``rate_time``: the newest scorer time the router saw (a prediction's ``scored_time``,
-  a dead letter's ``ts``), to which every owner advances its dead-letter rate window;
+  a dead letter's ``ts``), to which every owner advances its dead-letter rate window,
+  held back (as the predictions' window is in event time) to the newest scorer time of
+  the slowest lagging predictions partition (the stamps carry it too);
 - ``rates``: only to the partition of :data:`~streams.roles.monitor.rates.ALL_MODELS`:
   every row of the dead-letter rate of all traffic, per source partition (offsets,
   scorer times, dead-letter flags), so one owner counts the rate of all models.
@@ -55,6 +57,7 @@ class FrontierStamp:
     partition: int
     newest: float | None  # the newest event time routed from it, seconds
     routed: int  # the offset after the last message routed from it
+    scored: float | None = None  # the newest scorer time routed from it, seconds
 
 
 @dataclass

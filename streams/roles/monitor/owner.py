@@ -16,6 +16,7 @@ from streams.kafka.lane import Output
 from streams.roles.monitor.bundles import Bundle
 from streams.roles.monitor.handler import Monitor
 from streams.roles.monitor.rates import ALL_MODELS
+from streams.roles.monitor.windows import FrontierRateWindow, new_dead_letter_window
 
 __all__ = ["PartitionOwner"]
 
@@ -57,6 +58,9 @@ class PartitionOwner(Monitor):
         self.source_routed: dict[tuple[str, int], int] = {}
         # The newest scorer time any router saw: the dead-letter rate's watermark.
         self.rate_time = -math.inf
+        # Per predictions partition, the newest scorer time routed: the rate's frontier.
+        self.scored_max: dict[tuple[str, int], float] = {}
+        self.dlq_window = new_dead_letter_window(self.options, held=True)
         # Per source partition, the next offset of an all-models rate row not counted yet.
         self.rate_positions: dict[tuple[str, int], int] = {}
         self._routed_rates: list[tuple[np.ndarray, np.ndarray]] = []
@@ -67,6 +71,7 @@ class PartitionOwner(Monitor):
             "source_routed": [[t, p, off] for (t, p), off in self.source_routed.items()],
             "rate_time": self.rate_time,
             "rate_positions": [[t, p, off] for (t, p), off in self.rate_positions.items()],
+            "scored_max": [[t, p, v] for (t, p), v in self.scored_max.items()],
         }
         return d
 
@@ -76,6 +81,12 @@ class PartitionOwner(Monitor):
         self.source_routed = {(t, int(p)): int(o) for t, p, o in part.get("source_routed", [])}
         self.rate_time = float(part.get("rate_time", -math.inf))
         self.rate_positions = {(t, int(p)): int(o) for t, p, o in part.get("rate_positions", [])}
+        self.scored_max = {(t, int(p)): float(v) for t, p, v in part.get("scored_max", [])}
+        if not isinstance(self.dlq_window, FrontierRateWindow):
+            restored = self.dlq_window.to_dict()
+            self.dlq_window = FrontierRateWindow.from_dict(
+                restored, RateCounter, RateCounter.from_dict
+            )
 
     def _lagging_sources(self) -> list[tuple[str, int]]:
         """The predictions partitions not routed to their end (:attr:`source_ends`, asked
@@ -111,6 +122,8 @@ class PartitionOwner(Monitor):
             self.source_routed[where] = max(s.routed, self.source_routed.get(where, 0))
             if s.newest is not None and s.newest > self.partition_max.get(where, -math.inf):
                 self.partition_max[where] = s.newest
+            if s.scored is not None and s.scored > self.scored_max.get(where, -math.inf):
+                self.scored_max[where] = s.scored
         if bundle.rate_time is not None:
             self.rate_time = max(self.rate_time, bundle.rate_time)
         for rows in bundle.rates:
@@ -140,8 +153,14 @@ class PartitionOwner(Monitor):
         records: Sequence[tuple[Message, dict[str, Any]]],
         letters: Sequence[tuple[Message, dict[str, Any]]],
     ) -> list[ClosedWindow[RateCounter]]:
-        """Then the watermark to the newest scorer time of all traffic, where one
-        monitor's would be."""
+        """Held back to the slowest lagging predictions partition (in scorer time), then
+        the watermark to the newest scorer time of all traffic, where one monitor's
+        would be."""
+        assert isinstance(self.dlq_window, FrontierRateWindow)
+        self.dlq_window.frontier = min(
+            (self.scored_max.get(k, -math.inf) for k in self._lagging_sources()),
+            default=math.inf,
+        )
         closed = super().fold_rates(records, letters)
         if math.isfinite(self.rate_time):
             closed += self.dlq_window.advance(self.rate_time)

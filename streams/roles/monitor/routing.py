@@ -55,6 +55,7 @@ class MonitorRouter:
         # Per predictions partition: the newest event time and the next offset routed.
         self.newest: dict[tuple[str, int], float] = {}
         self.routed: dict[tuple[str, int], int] = {}
+        self.scored: dict[tuple[str, int], float] = {}
         self.rate_time = -math.inf
         self.counts: Counter[str] = Counter()
         self.partition_of: dict[str, int] = {}
@@ -121,6 +122,9 @@ class MonitorRouter:
             t = record["event_time"] / 1000.0
             if t > self.newest.get(key, -math.inf):
                 self.newest[key] = t
+            scored = record["scored_time"] / 1000.0
+            if scored > self.scored.get(key, -math.inf):
+                self.scored[key] = scored
             if record.get("variant") == "shadow":
                 return
             when, dead = record["scored_time"] / 1000.0, False
@@ -139,7 +143,9 @@ class MonitorRouter:
     def frontier(self) -> list[FrontierStamp]:
         """What this router knows of each predictions partition it reads and routed from."""
         return [
-            FrontierStamp(t, p, self.newest.get((t, p)), self.routed[(t, p)])
+            FrontierStamp(
+                t, p, self.newest.get((t, p)), self.routed[(t, p)], self.scored.get((t, p))
+            )
             for t, p in sorted(self.assigned())
             if (t, p) in self.routed
         ]

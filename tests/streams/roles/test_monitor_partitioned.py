@@ -153,7 +153,9 @@ def options(group: str, partitioned: bool) -> MonitorSettings:
     return MonitorSettings(
         group_id=group,
         partitioned=partitioned,
-        segments=("plan",),
+        # Segments by variant (one a model here): a segment's rolling performance then
+        # holds one phase's outcomes too, as the model's does.
+        segments=("variant",),
         detectors=(),
         # The outcomes of one phase: the rolling window then holds the same outcomes
         # whatever order the partitions were read in.
