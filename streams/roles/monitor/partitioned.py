@@ -217,7 +217,10 @@ class PartitionedMonitorLane(BatchLane):
         """After an aborted transaction: the inputs back to the batch's start, every owner
         back to its last committed snapshot and its partition to the snapshot's offset."""
         topic = self.repartition_topic
-        rewind_to_batch_start(consumer, [m for m in messages if m.topic() != topic])
+        inputs = [m for m in messages if m.topic() != topic]
+        rewind_to_batch_start(consumer, inputs)
+        if self.router is not None:
+            self.router.rewound({(m.topic(), m.partition()) for m in inputs})
         for p, owner in self.owners.items():
             offset = owner.rolled_back().get((topic, p), owner.positions.get((topic, p)))
             if offset is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from confluent_kafka import Message
@@ -139,6 +139,15 @@ class MonitorRouter:
         rows.times.append(when)
         rows.dead.append(dead)
         self.rate_time = max(self.rate_time, when)
+
+    def rewound(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The inputs of `partitions` are read again from an earlier offset (an aborted
+        transaction): forget how far they were routed, or the next stamps would claim
+        messages the owners may not have yet (on Kafka they never see the aborted ones)."""
+        for key in partitions:
+            self.routed.pop(key, None)
+            self.newest.pop(key, None)
+            self.scored.pop(key, None)
 
     def frontier(self) -> list[FrontierStamp]:
         """What this router knows of each predictions partition it reads and routed from."""

@@ -202,3 +202,30 @@ def test_owners_fed_at_different_paces_report_what_one_monitor_does(
     # Owners told that nothing lags close the windows before the slow router's events.
     _metrics, _alerts, hasty = fold_partitioned(settings, registry, messages, True)
     assert any(o.window.dropped_late for o in hasty)
+
+
+def test_a_rewound_router_claims_nothing_it_must_route_again(
+    offline: tuple[Settings, Registry],
+) -> None:
+    settings, _registry = offline
+    routing = router(settings, [0, 1])
+    routing.route(traffic(settings))
+    assert {s.partition for s in routing.frontier()} == {0, 1}
+    routing.rewound([(settings.topic_predictions, 1)])  # its transaction aborted
+    assert [(s.partition, s.routed) for s in routing.frontier()] == [(0, 900)]
+
+
+def test_an_owner_lags_for_partitions_not_routed_to_their_end(
+    offline: tuple[Settings, Registry],
+) -> None:
+    settings, registry = offline
+    topic = settings.topic_predictions
+    owner = PartitionOwner(settings, MonitorSettings(), registry=registry, notifier=Notifier([]))
+    owner.own(1, REPARTITION, counts_all_models=False)
+    owner.source_partitions = [(topic, 0), (topic, 1), (topic, 2)]
+    owner.source_routed = {(topic, 0): 50, (topic, 1): 40}
+    owner.source_ends = {(topic, 0): 50, (topic, 1): 41}
+    # 1 is short of its end; 2 was never routed and its end is unknown.
+    assert owner.lagging is not None and owner.lagging() == [(topic, 1), (topic, 2)]
+    owner.source_ends = {(topic, 0): 50, (topic, 1): 40, (topic, 2): 0}  # 2 is empty
+    assert owner.lagging() == []
