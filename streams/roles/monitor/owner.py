@@ -13,6 +13,7 @@ from confluent_kafka import Message
 from monitors.state import RateCounter
 from monitors.windows import ClosedWindow
 from streams.kafka.lane import Output
+from streams.kafka.takeover import identity_of
 from streams.roles.monitor.bundles import Bundle
 from streams.roles.monitor.handler import Monitor
 from streams.roles.monitor.rates import ALL_MODELS
@@ -64,10 +65,17 @@ class PartitionOwner(Monitor):
         # Per source partition, the next offset of an all-models rate row not counted yet.
         self.rate_positions: dict[tuple[str, int], int] = {}
         self._routed_rates: list[tuple[np.ndarray, np.ndarray]] = []
+        #: When the snapshot restored was taken (None: none restored).
+        self.snapshot_ms: int | None = None
+        #: Identities of metrics and alerts a killed worker left readable, not to emit
+        #: again (:mod:`.leftovers`); set by the lane when it assigns the partition.
+        self.skip: set[bytes] = set()
 
     def state(self) -> dict[str, Any]:
         d = super().state()
         d["partitioned"] = {
+            # When it was taken: what is newer of its models was never committed.
+            "taken_ms": int(self.clock() * 1000),
             "source_routed": [[t, p, off] for (t, p), off in self.source_routed.items()],
             "rate_time": self.rate_time,
             "rate_positions": [[t, p, off] for (t, p), off in self.rate_positions.items()],
@@ -78,6 +86,7 @@ class PartitionOwner(Monitor):
     def load_state(self, d: Mapping[str, Any]) -> None:
         super().load_state(d)
         part = d.get("partitioned") or {}
+        self.snapshot_ms = part.get("taken_ms")
         self.source_routed = {(t, int(p)): int(o) for t, p, o in part.get("source_routed", [])}
         self.rate_time = float(part.get("rate_time", -math.inf))
         self.rate_positions = {(t, int(p)): int(o) for t, p, o in part.get("rate_positions", [])}
@@ -112,7 +121,18 @@ class PartitionOwner(Monitor):
             bundle = Bundle.decode(m.value())
             routed.extend(bundle.messages())
             self._stamp(bundle)
-        return super().process(routed)
+        outputs = super().process(routed)
+        if self.skip:
+            outputs = [o for o in outputs if not self._left_readable(o)]
+        return outputs
+
+    def _left_readable(self, output: Output) -> bool:
+        identity = identity_of(output.headers)
+        if identity is None or identity not in self.skip:
+            return False
+        self.skip.discard(identity)
+        self.counts["skipped_left_readable"] += 1
+        return True
 
     def _stamp(self, bundle: Bundle) -> None:
         """Take in what a router says of its partitions and of the time (newest kept)."""

@@ -33,6 +33,7 @@ from schemas import Codec
 from streams.config import Settings
 from streams.kafka.lane import BatchLane, Output, rewind_to_batch_start
 from streams.kafka.partitioning import model_partition
+from streams.roles.monitor.leftovers import identities_since
 from streams.roles.monitor.owner import PartitionOwner
 from streams.roles.monitor.rates import ALL_MODELS
 from streams.roles.monitor.routing import MonitorRouter
@@ -168,6 +169,13 @@ class PartitionedMonitorLane(BatchLane):
                 ignore_tags=self.unfinished_tags(),
             )
             owner.restore(snapshot)
+            if owner.snapshot_ms is not None:
+                owner.skip = identities_since(
+                    self.settings,
+                    (self.settings.topic_metrics, self.settings.topic_alerts),
+                    owner.snapshot_ms,
+                    self._keeps(p),
+                )
             low, _high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30.0)
             owner.assigned({(topic, p): low})
             self.owners[p] = owner
@@ -184,6 +192,16 @@ class PartitionedMonitorLane(BatchLane):
             if tp.topic == topic:
                 tp.offset = self.owners[tp.partition].positions[(topic, tp.partition)]
         consumer.assign(partitions)
+
+    def _keeps(self, partition: int) -> Callable[[bytes | None], bool]:
+        """Whether a metric or alert (keyed by its model) is of `partition`'s models."""
+        assert self.router is not None
+        n = self.router.partitions
+
+        def keep(key: bytes | None) -> bool:
+            return key is not None and model_partition(key.decode(), n) == partition
+
+        return keep
 
     # -- the batch -------------------------------------------------------------------------
 

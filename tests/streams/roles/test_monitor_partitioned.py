@@ -49,26 +49,36 @@ MODELS = ("versions", "noref", "drift", "perf")
 
 
 @pytest.fixture(scope="module")
-def two_settings(broker: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, ...]:
-    """Settings for one monitor and for the partitioned group: topics of their own, one
-    registry."""
-    base = tmp_path_factory.mktemp("partitioned")
-    registry = str(base / "registry")
+def settings_pair(
+    broker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[], tuple[Settings, Settings]]:
+    """Makes settings for one monitor and for a partitioned group: topics of their own,
+    one registry."""
 
-    def make(name: str) -> Settings:
-        suffix = uuid.uuid4().hex[:8]
-        defaults = load_settings(env={}, toml_path=None)
-        topics = {f"topic_{role}": f"{n}.{suffix}" for role, n in defaults.topics.items()}
-        return load_settings(
-            env={},
-            toml_path=None,
-            kafka_port=broker.port,
-            data_dir=base / name,
-            registry=registry,
-            **topics,
-        )
+    def make_pair() -> tuple[Settings, Settings]:
+        base = tmp_path_factory.mktemp("partitioned")
 
-    return make("one"), make("group")
+        def make(name: str) -> Settings:
+            suffix = uuid.uuid4().hex[:8]
+            defaults = load_settings(env={}, toml_path=None)
+            topics = {f"topic_{role}": f"{n}.{suffix}" for role, n in defaults.topics.items()}
+            return load_settings(
+                env={},
+                toml_path=None,
+                kafka_port=broker.port,
+                data_dir=base / name,
+                registry=str(base / "registry"),
+                **topics,
+            )
+
+        return make("one"), make("group")
+
+    return make_pair
+
+
+@pytest.fixture(scope="module")
+def two_settings(settings_pair: Callable[[], tuple[Settings, Settings]]) -> tuple[Settings, ...]:
+    return settings_pair()
 
 
 def stream() -> tuple[list[list[dict]], list[list[dict]], list[list[dict]]]:
