@@ -53,7 +53,8 @@ replica takes partitions away and both would report partial windows; it is logge
 To run many, set ``partitioned`` (``LASTMILE_MONITOR_PARTITIONED=true``) in every monitor
 of the group: inputs are re-keyed by model into ``monitor.input`` and each worker owns the
 models of its partitions there (:mod:`.partitioned`, :mod:`.routing`, :mod:`.bundles`,
-:mod:`.owner`), with the metrics and alerts one monitor would give.
+:mod:`.owner`, :mod:`.leftovers`), with the metrics and alerts one monitor would give,
+and the same restart and SIGKILL guarantees.
 
 The package holds one idea per module: :mod:`.settings`, :mod:`.context` (per-version
 reference profiles), :mod:`.windows`, :mod:`.predictions`, :mod:`.outcomes`,

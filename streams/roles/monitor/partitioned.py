@@ -13,10 +13,18 @@ Two stages on one consumer, as the learner runs (:mod:`streams.roles.learner`):
    state topic) when assigned and seeked to the offset the snapshot covers; its metrics,
    alerts, dead letters and snapshot go out in the same transaction.
 
+Restarts: an owner's snapshot holds its position in ``monitor.input`` and, per source
+partition, the offsets it folded, so a second routing of a message (a router's aborted
+or killed transaction, readable on the embedded broker) is dropped as one monitor drops
+a message it already folded; every owner batch that emits anything carries its snapshot.
+A worker taking a partition over skips the metrics and alerts a killed worker left
+readable there (:mod:`.leftovers`).
+
 A model's windows, join buffer, performance, detectors and alert states live in one
 owner, and every owner's watermark follows the slowest predictions partition not yet
 routed to its end, whichever router reads it: N workers report what one monitor reports
-on the same stream (``tests/streams/roles/test_monitor_partitioned.py`` compares them).
+on the same stream (``tests/streams/roles/test_monitor_partitioned.py`` compares them;
+``test_monitor_partitioned_restart.py`` with a worker that dies, or is killed, mid-stream).
 """
 
 from __future__ import annotations
