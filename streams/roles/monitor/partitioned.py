@@ -70,6 +70,7 @@ class PartitionedMonitorLane(BatchLane):
         self.options = options or settings.monitor
         self.codec = Codec.from_settings(settings)
         self._notifier: Notifier | None = None
+        self._registry: Any = None
         self.make_owner = make_owner or self._default_owner
         self.repartition_topic = self.options.repartition_topic_for(settings)
         self.state_topic = self.options.state_topic_for(settings)
@@ -98,7 +99,7 @@ class PartitionedMonitorLane(BatchLane):
             self._notifier = Notifier(alert_sinks(self.options))
         from streams.models import Registry
 
-        if not hasattr(self, "_registry"):
+        if self._registry is None:
             self._registry = Registry.from_settings(self.settings)
         return PartitionOwner(
             self.settings,

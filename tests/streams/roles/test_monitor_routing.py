@@ -229,3 +229,20 @@ def test_an_owner_lags_for_partitions_not_routed_to_their_end(
     assert owner.lagging is not None and owner.lagging() == [(topic, 1), (topic, 2)]
     owner.source_ends = {(topic, 0): 50, (topic, 1): 40, (topic, 2): 0}  # 2 is empty
     assert owner.lagging() == []
+
+
+def test_the_setting_picks_the_partitioned_lane(tmp_path: Any) -> None:
+    from streams.config import load_settings
+    from streams.roles.monitor import MonitorLane, PartitionedMonitorLane, monitor_lane
+
+    env = {"LASTMILE_MONITOR_PARTITIONED": "true"}
+    base = {"toml_path": None, "data_dir": tmp_path, "registry": str(tmp_path / "registry")}
+    settings = load_settings(env=env, **base)
+    assert settings.monitor.partitioned
+    assert settings.monitor.repartition_topic_for(settings) == "monitor.input"
+    lane = monitor_lane(settings)
+    assert isinstance(lane, PartitionedMonitorLane)
+    assert lane.private_topics == {"monitor.state", "monitor.input"}
+    owner = lane.make_owner()  # one registry, codec and notifier for every owner
+    assert owner.registry is lane.make_owner().registry
+    assert type(monitor_lane(load_settings(env={}, **base))) is MonitorLane
