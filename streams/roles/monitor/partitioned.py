@@ -37,12 +37,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from monitors.notify import Notifier
+from monitors.rules import load_rules
 from schemas import Codec
 from streams.config import Settings
 from streams.kafka.lane import BatchLane, Output, rewind_to_batch_start
 from streams.kafka.partitioning import model_partition
 from streams.roles.monitor.leftovers import identities_since
 from streams.roles.monitor.owner import PartitionOwner
+from streams.roles.monitor.owners_view import OwnersView
 from streams.roles.monitor.rates import ALL_MODELS
 from streams.roles.monitor.routing import MonitorRouter
 from streams.roles.monitor.settings import MonitorSettings, alert_sinks
@@ -77,6 +79,8 @@ class PartitionedMonitorLane(BatchLane):
         self.owners: dict[int, PartitionOwner] = {}
         self.router: MonitorRouter | None = None
         self.counts: Counter[str] = Counter()
+        #: The owners as one monitor, for the Prometheus collector (``role.monitor``).
+        self.monitor = OwnersView(lambda: self.owners, load_rules(self.options.rules_path))
         self.sources: list[tuple[str, int]] = []
         self._ends: dict[tuple[str, int], int] = {}
         topics = [
@@ -171,6 +175,7 @@ class PartitionedMonitorLane(BatchLane):
         for p in sorted(mine - set(self.owners)):
             owner = self.make_owner()
             owner.own(p, topic, counts_all_models=p == all_models)
+            owner.tally = self.monitor.tally_of(p)
             snapshot = read_snapshot(
                 self.settings,
                 self.state_topic,

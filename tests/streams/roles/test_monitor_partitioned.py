@@ -253,6 +253,10 @@ def runs(two_settings: tuple[Settings, Settings]) -> Iterator[dict[str, Any]]:
             settle([single], lambda: [single.monitor], tuple(want))
             settle(workers, lambda: owners(workers), tuple(want))
         yield {
+            "windows_closed": (
+                dict(single.monitor.tally.windows_closed),
+                [closed_windows(w.monitor.families()) for w in workers],
+            ),
             "owned": owned,
             "routed": [dict(w.router.counts) for w in workers if w.router is not None],
             "one": read_outputs(one),
@@ -270,6 +274,16 @@ def runs(two_settings: tuple[Settings, Settings]) -> Iterator[dict[str, Any]]:
     finally:
         for lane in lanes:
             lane.stop()
+
+
+def closed_windows(families: list[Any]) -> dict[tuple[str, str], float]:
+    """The windows closed per (model, version), from a worker's Prometheus families."""
+    (family,) = [f for f in families if f.name == "lastmile_monitor_windows_closed"]
+    return {
+        (s.labels["model"], s.labels["version"]): s.value
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
 
 
 def owners(workers: Sequence[PartitionedMonitorLane]) -> list[Monitor]:
@@ -327,6 +341,16 @@ def test_same_metrics_as_one_monitor(runs: dict[str, Any]) -> None:
     assert any(k[2] is not None for k in one)
     counts = [v for k, (v, _n) in one.items() if k[5] == "count" and k[2] is None]
     assert set(counts) == {float(PER_WINDOW)}
+
+
+def test_prometheus_counts_the_windows_one_monitor_counts(runs: dict[str, Any]) -> None:
+    one, per_worker = runs["windows_closed"]
+    assert all(per_worker)  # each worker reports its own models' windows
+    summed: dict[tuple[str, str], float] = {}
+    for closed in per_worker:
+        for key, n in closed.items():
+            summed[key] = summed.get(key, 0.0) + n
+    assert summed == {key: float(n) for key, n in one.items()}
 
 
 def test_same_alerts_as_one_monitor(runs: dict[str, Any]) -> None:
