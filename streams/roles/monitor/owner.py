@@ -52,6 +52,10 @@ class PartitionOwner(Monitor):
         self.counts_all_models = counts_all_models
         self.snapshot_prefix = f"{self.options.group_id}/p{partition}"
         self.lagging = self._lagging_sources
+        #: Identities of metrics and alerts a killed worker left readable, not to emit
+        #: again (:mod:`.leftovers`); set by the lane once the snapshot is restored, kept
+        #: when a rollback restores it again.
+        self.skip: set[bytes] = set()
 
     def reset_state(self) -> None:
         super().reset_state()
@@ -67,9 +71,6 @@ class PartitionOwner(Monitor):
         self._routed_rates: list[tuple[np.ndarray, np.ndarray]] = []
         #: When the snapshot restored was taken (None: none restored).
         self.snapshot_ms: int | None = None
-        #: Identities of metrics and alerts a killed worker left readable, not to emit
-        #: again (:mod:`.leftovers`); set by the lane when it assigns the partition.
-        self.skip: set[bytes] = set()
 
     def state(self) -> dict[str, Any]:
         d = super().state()
