@@ -77,6 +77,14 @@ class MonitorSettings:
     snapshot_interval: float = setting(
         30.0, "Wall time between monitor state snapshots when nothing is emitted.", kind="duration"
     )
+    partitioned: bool = setting(
+        False,
+        "Run as one of many monitors in the group: inputs re-keyed by model, each worker "
+        "owning the models of its partitions of the repartition topic.",
+    )
+    repartition_topic: str | None = setting(
+        None, "Partitioned: the inputs keyed by model. Unset: topic_metrics with 'input'."
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.comparison_alpha < 1.0:
@@ -117,6 +125,13 @@ class MonitorSettings:
     @property
     def tumbling(self) -> bool:
         return self.step == self.window
+
+    def repartition_topic_for(self, settings: Settings) -> str:
+        """The repartition topic: configured, or ``topic_metrics`` with "metrics" -> "input"."""
+        if self.repartition_topic:
+            return self.repartition_topic
+        name = settings.topic_metrics
+        return name.replace("metrics", "input", 1) if "metrics" in name else f"{name}.input"
 
     def state_topic_for(self, settings: Settings) -> str:
         """The state topic: configured, or ``topic_metrics`` with "metrics" -> "state"."""

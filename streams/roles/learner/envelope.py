@@ -32,13 +32,13 @@ wall clock of the reader: replaying a partition takes the same decisions.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from streams.kafka.held_message import HeldMessage
+from streams.kafka.partitioning import model_partition as model_partition  # re-exported
 
 KIND_PREDICTION = ord("P")
 KIND_OUTCOME = ord("O")
@@ -46,17 +46,6 @@ KIND_TICK = ord("T")
 KIND_BUNDLE = ord("B")
 #: Payload bytes per bundle record: well under Kafka's default 1 MB message size.
 BUNDLE_BYTES = 256 * 1024
-
-
-def model_partition(model: str, partitions: int) -> int:
-    """The repartition partition of a model: BLAKE2b of its name, stable across processes
-    and clients (librdkafka's and Java's default partitioners disagree).
-
-    >>> model_partition("fraud", 3) == model_partition("fraud", 3)
-    True
-    """
-    digest = hashlib.blake2b(model.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % max(1, partitions)
 
 
 def join_key(model: str, request_id: str) -> bytes:

@@ -10,10 +10,10 @@ from confluent_kafka import Message
 
 from schemas import DecodeError
 from streams.kafka.lane import Output
+from streams.kafka.partitioning import model_partition
 from streams.models import CATCH_UP_S, created_ms
 from streams.roles.learner.envelope import (
     join_key,
-    model_partition,
     pack_bundles,
     pack_outcome,
     pack_prediction,

@@ -47,9 +47,14 @@ wait in a smaller buffer. Joined outcomes feed rolling accuracy / log loss / AUC
 / RMSE) per version and segment, reported when a window closes, and the error stream's
 change detector.
 
-The monitor is one logical consumer: its windows cover the traffic of the partitions
-it is assigned, and metrics are per model, so run one monitor (a second replica takes
-partitions away and both would report partial windows; it is logged).
+By default the monitor is one logical consumer: its windows cover the traffic of the
+partitions it is assigned, and metrics are per model, so run one monitor (a second
+replica takes partitions away and both would report partial windows; it is logged).
+To run many, set ``partitioned`` (``LASTMILE_MONITOR_PARTITIONED=true``) in every monitor
+of the group: inputs are re-keyed by model into ``monitor.input`` and each worker owns the
+models of its partitions there (:mod:`.partitioned`, :mod:`.routing`, :mod:`.bundles`,
+:mod:`.owner`, :mod:`.leftovers`), with the metrics and alerts one monitor would give,
+and the same restart and SIGKILL guarantees.
 
 The package holds one idea per module: :mod:`.settings`, :mod:`.context` (per-version
 reference profiles), :mod:`.windows`, :mod:`.predictions`, :mod:`.outcomes`,
@@ -62,6 +67,8 @@ from streams.records import ALL_VERSIONS
 from streams.roles.monitor.context import VersionContext
 from streams.roles.monitor.handler import Monitor
 from streams.roles.monitor.lane import MonitorLane, monitor_lane
+from streams.roles.monitor.owner import PartitionOwner
+from streams.roles.monitor.partitioned import PartitionedMonitorLane
 from streams.roles.monitor.predictions import MISSING_SEGMENT, VARIANT_SEGMENT
 from streams.roles.monitor.rates import ALL_MODELS
 from streams.roles.monitor.settings import MonitorSettings
@@ -80,6 +87,8 @@ __all__ = [
     "Monitor",
     "MonitorLane",
     "MonitorSettings",
+    "PartitionOwner",
+    "PartitionedMonitorLane",
     "VersionContext",
     "ensure_state_topic",
     "monitor_lane",

@@ -16,6 +16,8 @@ from monitors.aggregate import PredictionSketch
 from monitors.events import MetricValue
 from monitors.notify import Notifier
 from monitors.rules import load_rules
+from monitors.state import RateCounter
+from monitors.windows import ClosedWindow
 from schemas import Codec, DecodeError
 from streams.config import Settings
 from streams.kafka.lane import Output
@@ -118,8 +120,7 @@ class Monitor(PredictionFolding, OutcomeJoin, DeadLetterRate, WindowEmission, Mo
         closed = self.fold_predictions(records)
         self.join_outcomes(self._decode(outcomes, "Outcome", outputs))
         letters = self._decode(dead, "DeadLetter", None)
-        rate_items = self.rate_items(records, letters)
-        closed_rates = fold_in_pane_order(self.dlq_window, rate_items) if rate_items else []
+        closed_rates = self.fold_rates(records, letters)
 
         metrics, self.detections = self.detections, []
         metrics += self.evaluate_windows(closed)
@@ -134,6 +135,15 @@ class Monitor(PredictionFolding, OutcomeJoin, DeadLetterRate, WindowEmission, Mo
         self.emitted["alerts"] += len(alerts)
         outputs += self.snapshot_outputs(due=bool(outputs))
         return outputs
+
+    def fold_rates(
+        self,
+        records: Sequence[tuple[Message, dict[str, Any]]],
+        letters: Sequence[tuple[Message, dict[str, Any]]],
+    ) -> list[ClosedWindow[RateCounter]]:
+        """Fold the batch into the dead-letter rate's window; the windows it closes."""
+        rate_items = self.rate_items(records, letters)
+        return fold_in_pane_order(self.dlq_window, rate_items) if rate_items else []
 
     def _decode(
         self, messages: Sequence[Message], schema: str, outputs: list[Output] | None

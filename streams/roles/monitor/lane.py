@@ -16,7 +16,19 @@ from streams.roles.monitor.snapshots import ensure_state_topic, read_snapshot
 
 log = logging.getLogger("lastmile.monitor")
 
-__all__ = ["MonitorLane", "monitor_lane"]
+__all__ = ["MonitorLane", "lagging_partitions", "monitor_lane"]
+
+
+def lagging_partitions(consumer: Consumer, settings: Settings) -> list[tuple[str, int]]:
+    """The assigned predictions partitions with unread messages, or not fetched yet."""
+    topic = settings.topic_predictions
+    mine = [tp for tp in consumer.assignment() if tp.topic == topic]
+    out = []
+    for tp in consumer.position(mine):
+        _low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0 or tp.offset < 0 or tp.offset < high:
+            out.append((tp.topic, tp.partition))
+    return out
 
 
 class MonitorLane(BatchLane):
@@ -45,18 +57,8 @@ class MonitorLane(BatchLane):
         self.monitor.lagging = self._lagging
 
     def _lagging(self) -> list[tuple[str, int]]:
-        """Assigned predictions partitions with unread messages, or not fetched yet."""
         consumer = self.consumer
-        if consumer is None:
-            return []
-        topic = self.settings.topic_predictions
-        mine = [tp for tp in consumer.assignment() if tp.topic == topic]
-        out = []
-        for tp in consumer.position(mine):
-            _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high < 0 or tp.offset < 0 or tp.offset < high:
-                out.append((tp.topic, tp.partition))
-        return out
+        return [] if consumer is None else lagging_partitions(consumer, self.settings)
 
     def _clients(self) -> tuple[Consumer, Producer]:
         """The clients, then the state: only once ``init_transactions`` has fenced a
@@ -113,7 +115,8 @@ class MonitorLane(BatchLane):
             if mine < total:
                 log.warning(
                     "monitor: assigned %d of %d partitions of %s; another monitor in group "
-                    "%s has the rest and windows cover part of the traffic (run one monitor)",
+                    "%s has the rest and windows cover part of the traffic (run one monitor, "
+                    "or LASTMILE_MONITOR_PARTITIONED=true in every monitor of the group)",
                     mine,
                     total,
                     topic,
@@ -141,6 +144,11 @@ class MonitorLane(BatchLane):
         self.producer = None
 
 
-def monitor_lane(settings: Settings) -> MonitorLane:
-    """The monitor role's lane (``ROLES["monitor"]`` in :mod:`streams.app`)."""
+def monitor_lane(settings: Settings) -> BatchLane:
+    """The monitor role's lane (``ROLES["monitor"]`` in :mod:`streams.app`): one monitor,
+    or one worker of a partitioned group (``LASTMILE_MONITOR_PARTITIONED``)."""
+    if settings.monitor.partitioned:
+        from streams.roles.monitor.partitioned import PartitionedMonitorLane  # imports this
+
+        return PartitionedMonitorLane(settings)
     return MonitorLane(settings)

@@ -60,6 +60,9 @@ class MonitorState:
         self._last_snapshot = -math.inf
         self._snapshot_slots = 0
         self.force_snapshot = True
+        #: The keys of its chunks in the state topic are ``<prefix>/<chunk>``: the group,
+        #: or the group and the repartition partition of a partitioned monitor.
+        self.snapshot_prefix = self.options.group_id
 
     def _new_bank(self, stream: str, detector: str) -> DetectorBank:
         return DetectorBank(stream, lambda: make_detector(detector))
@@ -225,11 +228,11 @@ class MonitorState:
         state = self.state()
         self.snapshot_id += 1
         chunks = encode_snapshot(state, self.snapshot_id, CHUNK_SIZE)
-        group = self.options.group_id
-        out = [Output(self.state_topic, chunk, f"{group}/{i}") for i, chunk in enumerate(chunks)]
+        prefix = self.snapshot_prefix
+        out = [Output(self.state_topic, chunk, f"{prefix}/{i}") for i, chunk in enumerate(chunks)]
         # Slots a bigger snapshot used before: tombstones, so compaction forgets them.
         out += [
-            Output(self.state_topic, None, f"{group}/{i}")
+            Output(self.state_topic, None, f"{prefix}/{i}")
             for i in range(len(chunks), self._snapshot_slots)
         ]
         self._snapshot_slots = len(chunks)

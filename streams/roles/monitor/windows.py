@@ -16,6 +16,7 @@ from streams.roles.monitor.settings import MonitorSettings
 
 __all__ = [
     "FrontierClamp",
+    "FrontierRateWindow",
     "FrontierSlidingWindow",
     "FrontierTumblingWindow",
     "fold_in_pane_order",
@@ -44,6 +45,11 @@ class FrontierSlidingWindow(FrontierClamp, SlidingWindow[PredictionSketch]):
 
 class FrontierTumblingWindow(FrontierClamp, TumblingWindow[PredictionSketch]):
     """A tumbling window whose watermark is held back to :attr:`frontier`."""
+
+
+class FrontierRateWindow(FrontierClamp, TumblingWindow[RateCounter]):
+    """The dead-letter rate's window held back to :attr:`frontier`, in scorer time: a
+    partitioned monitor's owner reads its rows from several routers at their own paces."""
 
 
 def fold_in_pane_order(
@@ -87,9 +93,12 @@ def new_prediction_window(
     return FrontierSlidingWindow(o.window, o.step, factory, o.allowed_lateness, keyed=True)
 
 
-def new_dead_letter_window(options: MonitorSettings) -> TumblingWindow[RateCounter]:
-    """The dead-letter rate's tumbling window."""
+def new_dead_letter_window(
+    options: MonitorSettings, held: bool = False
+) -> TumblingWindow[RateCounter]:
+    """The dead-letter rate's tumbling window (`held`: a :class:`FrontierRateWindow`)."""
     # Dead letters and predictions meet in scorer time, read from two topics that
     # advance at their own pace: a window's worth of lateness keeps both.
     o = options
-    return TumblingWindow(o.window, RateCounter, max(o.allowed_lateness, o.window))
+    cls = FrontierRateWindow if held else TumblingWindow
+    return cls(o.window, RateCounter, max(o.allowed_lateness, o.window))
