@@ -39,7 +39,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from monitors.notify import Notifier
 from monitors.rules import load_rules
 from schemas import Codec
-from streams.config import Settings
+from streams.config import BACKGROUND_FETCH_WAIT_MS, Settings
 from streams.kafka.lane import BatchLane, Output, rewind_to_batch_start
 from streams.kafka.partitioning import model_partition
 from streams.roles.monitor.leftovers import identities_since
@@ -93,6 +93,7 @@ class PartitionedMonitorLane(BatchLane):
         # As one monitor: after a crash the replay skips what the killed worker left
         # visible, but never in its own topics (the routing is deduplicated by the owners).
         lane_options.setdefault("skip_visible", True)
+        lane_options.setdefault("fetch_wait_ms", BACKGROUND_FETCH_WAIT_MS)
         super().__init__(
             settings, "monitor", topics, self, on_assign=self._on_assign, **lane_options
         )
