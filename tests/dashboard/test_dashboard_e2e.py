@@ -353,7 +353,10 @@ DEMO_SETTINGS = {
     "LASTMILE_MONITOR_WINDOW": "10s",
     "LASTMILE_MONITOR_ALLOWED_LATENESS": "2s",
     "LASTMILE_MONITOR_SNAPSHOT_INTERVAL": "5s",
-    "LASTMILE_LEARNER_SNAPSHOT_EVERY": "6000",
+    # The story is drift first, then healing: a first snapshot after 6,000 outcomes (20 s)
+    # could win its comparison and be promoted before the drift had raised its alert on
+    # v1 (seen once: the alert then fired on v3 only). 18,000 outcomes: a minute.
+    "LASTMILE_LEARNER_SNAPSHOT_EVERY": "18000",
     "LASTMILE_ACTIONS_COOLDOWN": "5s",
     "LASTMILE_ACTIONS_MAX_PER_HOUR": "100",
 }
